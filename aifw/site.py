@@ -1,0 +1,236 @@
+"""The site model: one validated YAML file describes a site (partitions, environments, auth, paths, courses).
+
+Ground floor of the project: imports nothing of `aifw`. Everything that needs to know about the site
+(the hub config, the spawner, the sandbox, grading) takes a `Site` built here.
+
+A wrong site file fails at load time with `SiteError`, whose message names the file, the key path and
+what is expected, e.g. ``sandbox.yaml: partitions[1].max_gpus: Input should be greater than or equal to 0 (got -1)``.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Names that end up in Slurm commands and batch scripts: conservative on purpose.
+SLURM_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+UNIX_USER = r"^[a-z_][a-z0-9_\-]{0,31}$"
+SlurmName = Annotated[str, Field(pattern=SLURM_NAME)]
+UnixUser = Annotated[str, Field(pattern=UNIX_USER)]
+
+
+
+class SiteError(ValueError):
+    """The site file is missing or invalid; the message says where and what to fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Partition(_Model):
+    """A Slurm partition as the site offers it to hub users (policy; live limits come from Slurm)."""
+
+    name: SlurmName
+    description: str = ""
+    default: bool = False
+    hidden: bool = Field(False, description="Exists in Slurm but is not offered in the spawn form.")
+    max_cpus: int = Field(4, ge=1, le=4096, description="Most CPUs one session may request.")
+    max_memory_gb: int = Field(8, ge=1, le=65536, description="Most memory (GB) one session may request.")
+    max_gpus: int = Field(0, ge=0, le=64, description="Most GPUs one session may request (0: no GPUs).")
+    gpu_type: SlurmName | None = Field(None, description="GRES type, e.g. 'mi250'; None for untyped gpu GRES.")
+    max_runtime_minutes: int = Field(480, ge=1, le=60 * 24 * 14)
+    default_runtime_minutes: int = Field(60, ge=1, le=60 * 24 * 14)
+
+    @model_validator(mode="after")
+    def _default_fits(self) -> "Partition":
+        if self.default_runtime_minutes > self.max_runtime_minutes:
+            raise ValueError(
+                f"default_runtime_minutes ({self.default_runtime_minutes}) is above "
+                f"max_runtime_minutes ({self.max_runtime_minutes})"
+            )
+        return self
+
+
+class Environment(_Model):
+    """A named software environment: trusted, admin-written shell lines run before the server starts."""
+
+    name: SlurmName
+    description: str = ""
+    prologue: str = Field("", description="Shell lines (e.g. 'module load ...'), written by the admin.")
+
+
+class HubSettings(_Model):
+    bind_url: str = Field("http://127.0.0.1:8000", pattern=r"^https?://[^/\s]+(/.*)?$")
+    hub_ip: str = Field("127.0.0.1", description="Address the hub API listens on (single-user servers call it).")
+    hub_connect_ip: str = Field("", description="Address servers on compute nodes use to reach the hub API ('' = hub_ip).")
+    hub_port: int = Field(8081, ge=1, le=65535, description="Internal port of the hub API.")
+    singleuser_ip: str = Field("0.0.0.0", description="Address the single-user servers listen on, on their node.")
+    proxy_api_port: int = Field(8001, ge=1, le=65535)
+    admin_users: list[UnixUser] = []
+    allowed_users: list[UnixUser] = Field([], description="Unix users allowed to log in (besides admins).")
+    authenticator: Literal["pam"] = Field(
+        "pam", description="pam: local unix accounts through PAM (JupyterHub's PAMAuthenticator)."
+    )
+    start_timeout_s: int = Field(300, ge=10, le=86400)
+
+
+class SlurmSettings(_Model):
+    conf: str | None = Field(None, description="Path of slurm.conf (None: Slurm's default).")
+    bin_dir: str = Field("/usr/bin", description="Where sbatch, squeue, scancel, sinfo live.")
+    command_timeout_s: float = Field(10, gt=0, le=120)
+    exec_prefix: list[str] = Field(
+        ["runuser", "-u", "{username}", "--"],
+        description="argv prefix that runs a Slurm command as the hub user ({username} is replaced).",
+    )
+    account_required: bool = False
+    accounts: list[SlurmName] = Field([], description="Accounts/projects offered in the form.")
+    reservations: list[SlurmName] = []
+
+
+class PathSettings(_Model):
+    runtime_prefix: str = Field("/opt/aifw", description="AIFW_HOME: the world-readable runtime prefix.")
+
+    @property
+    def venv(self) -> Path:
+        return Path(self.runtime_prefix) / "venv"
+
+
+class DemoUser(_Model):
+    name: UnixUser
+    role: Literal["learner", "trainer", "researcher"]
+
+
+class SandboxNode(_Model):
+    cpus: int = Field(16, ge=1, le=1024, description="CPUs the one node declares (job slots, may exceed cores).")
+    memory_mb: int = Field(16000, ge=512)
+    gpus: int = Field(2, ge=0, le=16, description="Fake GPUs (character devices) advertised as GRES.")
+
+
+class SandboxSettings(_Model):
+    """Only for the one-machine sandbox: how to stand up the local Slurm and the demo accounts."""
+
+    cluster_name: SlurmName = "aifw"
+    slurmctld_port: int = Field(6817, ge=1024, le=65535)
+    slurmd_port: int = Field(6818, ge=1024, le=65535)
+    node: SandboxNode = SandboxNode()
+    demo_users: list[DemoUser] = []
+
+
+class Site(_Model):
+    name: str
+    hub: HubSettings = HubSettings()
+    slurm: SlurmSettings = SlurmSettings()
+    paths: PathSettings = PathSettings()
+    partitions: list[Partition] = Field(min_length=1)
+    environments: list[Environment] = Field([Environment(name="default")], min_length=1)
+    courses: list[SlurmName] = []
+    sandbox: SandboxSettings | None = None
+
+    @field_validator("partitions")
+    @classmethod
+    def _partitions_unique_one_default(cls, parts: list[Partition]) -> list[Partition]:
+        names = [p.name for p in parts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"partition names must be unique; repeated: {', '.join(dupes)}")
+        defaults = [p.name for p in parts if p.default]
+        if len(defaults) > 1:
+            raise ValueError(f"at most one partition may be the default; got {', '.join(defaults)}")
+        return parts
+
+    @field_validator("environments")
+    @classmethod
+    def _envs_unique(cls, envs: list[Environment]) -> list[Environment]:
+        names = [e.name for e in envs]
+        if len(set(names)) != len(names):
+            raise ValueError("environment names must be unique")
+        return envs
+
+    # -- conveniences -------------------------------------------------------------------------
+    @property
+    def default_partition(self) -> Partition:
+        for p in self.partitions:
+            if p.default:
+                return p
+        return self.visible_partitions[0] if self.visible_partitions else self.partitions[0]
+
+    @property
+    def visible_partitions(self) -> list[Partition]:
+        return [p for p in self.partitions if not p.hidden]
+
+    def partition(self, name: str) -> Partition | None:
+        return next((p for p in self.partitions if p.name == name), None)
+
+    def environment(self, name: str) -> Environment | None:
+        return next((e for e in self.environments if e.name == name), None)
+
+    @property
+    def users(self) -> list[str]:
+        """Everyone who may log in: admins, allowed users and the sandbox's demo users."""
+        names = list(self.hub.admin_users) + list(self.hub.allowed_users)
+        if self.sandbox:
+            names += [u.name for u in self.sandbox.demo_users]
+        return sorted(set(names))
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid site file ({err.error_count()} problem(s)):"]
+    for e in err.errors():
+        got = e.get("input")
+        got_txt = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key; check the spelling against docs/site-file.md"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+            got_txt = ""
+        lines.append(f"  {_format_loc(tuple(e['loc']))}: {msg}{got_txt}")
+    return "\n".join(lines)
+
+
+def site_from_dict(data: object, source: str = "<site>") -> Site:
+    if not isinstance(data, dict):
+        raise SiteError(f"{source}: the site file must be a YAML mapping at the top level")
+    try:
+        return Site.model_validate(data)
+    except ValidationError as err:
+        raise SiteError(format_validation_error(source, err)) from None
+
+
+def load_site(path: str | os.PathLike | None = None) -> Site:
+    """Load and validate a site file. `path` None: $AIFW_SITE, else the packaged sandbox site."""
+    if path is None:
+        path = os.environ.get("AIFW_SITE") or example_site_path("sandbox")
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as err:
+        raise SiteError(f"{p}: cannot read the site file ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SiteError(f"{p}: not valid YAML: {err}") from None
+    return site_from_dict(data, source=str(p))
+
+
+def example_site_path(name: str) -> Path:
+    if not re.fullmatch(r"[a-z0-9-]+", name):
+        raise SiteError(f"unknown example site {name!r}")
+    # The example sites are package data of aifw.hub_config (a data-only package).
+    return Path(str(importlib.resources.files("aifw.hub_config"))) / "sites" / f"{name}.yaml"

@@ -1,0 +1,1 @@
+"""Course catalogue, nbgrader sources and the machinery that proves them by grading."""

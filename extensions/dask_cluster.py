@@ -1,0 +1,421 @@
+"""`dask_cluster()`: a Dask cluster whose workers are Slurm jobs when Slurm answers, else local processes.
+
+One call for notebooks that must work both on the AI Factory and on a laptop::
+
+    from aifw.extensions.dask_cluster import dask_cluster
+    from dask.distributed import Client
+
+    cluster = dask_cluster(n_workers=2, partition="cpu", cores=1, memory="1GiB", walltime="00:20:00")
+    client = Client(cluster)
+    client.wait_for_workers(2, timeout=120)
+    ...
+    client.close(); cluster.close()          # the Slurm jobs are cancelled here
+
+How it decides (`backend="auto"`, the default):
+
+1. It runs ``sinfo`` (with ``SLURM_CONF`` from the environment, or the ``slurm_conf`` you pass) and waits at
+   most ``timeout`` seconds. If ``sinfo`` is missing, fails, hangs or lists no partition, Slurm "does not
+   answer" and you get a :class:`distributed.LocalCluster` on this machine, with a printed note saying why.
+2. If Slurm answers, you get a :class:`dask_jobqueue.SLURMCluster`: every worker is one Slurm job
+   (``#SBATCH -n 1 --cpus-per-task=<cores>``) that runs ``sys.executable -m distributed.cli.dask_worker``,
+   so the workers use exactly the Python environment of your notebook. A partition you name must exist
+   (otherwise ``ValueError`` lists the ones that do); a partition whose nodes are all down or drained is
+   reported and you get a LocalCluster instead of jobs that would wait forever.
+3. The scheduler runs inside your notebook's process and listens on ``127.0.0.1`` when every node of the
+   partition is this machine, otherwise on this node's address towards the compute nodes (dask-jobqueue
+   would otherwise bind the external address).
+
+``backend="local"`` or ``"slurm"`` (or the environment variable ``AIFW_DASK_BACKEND``) forces a choice;
+``"slurm"`` raises ``RuntimeError`` when Slurm does not answer instead of falling back.
+
+The returned cluster carries two extra attributes: ``aifw_backend`` (``"slurm"`` or ``"local"``) and
+``aifw_reason`` (the sentence that was printed).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+__all__ = [
+    "NodeInfo",
+    "PartitionInfo",
+    "SlurmProbe",
+    "Decision",
+    "parse_sinfo",
+    "probe_slurm",
+    "decide",
+    "pick_scheduler_host",
+    "dask_cluster",
+]
+
+#: ``sinfo`` output format used by :func:`probe_slurm`: one line per (node, partition).
+SINFO_FORMAT = "%P|%N|%o|%c|%m|%t"
+#: Node states (``sinfo %t``, lower case, without the ``*~#!%$@^-`` suffixes) in which a node takes jobs.
+USABLE_STATES = frozenset({"idle", "mix", "alloc", "comp", "resv", "plnd", "futr"})
+BACKEND_ENV = "AIFW_DASK_BACKEND"
+DEFAULT_TIMEOUT_S = 5.0
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    address: str
+    cpus: int
+    memory_mb: int
+    state: str
+
+    @property
+    def usable(self) -> bool:
+        """Takes jobs: a usable state and responding (a trailing ``*`` means "not responding")."""
+        return not self.state.endswith("*") and self.state.rstrip("~#!%$@^-+") in USABLE_STATES
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    name: str
+    default: bool = False
+    nodes: tuple[NodeInfo, ...] = ()
+
+    @property
+    def usable_nodes(self) -> tuple[NodeInfo, ...]:
+        return tuple(n for n in self.nodes if n.usable)
+
+
+@dataclass(frozen=True)
+class SlurmProbe:
+    """What ``sinfo`` said: whether Slurm answered, why (not), and its partitions."""
+
+    available: bool
+    reason: str
+    partitions: Mapping[str, PartitionInfo] = field(default_factory=dict)
+
+    @property
+    def default_partition(self) -> PartitionInfo | None:
+        for p in self.partitions.values():
+            if p.default:
+                return p
+        return next(iter(self.partitions.values()), None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of :func:`decide`: ``backend`` is ``"slurm"`` or ``"local"``; ``reason`` is printed."""
+
+    backend: str
+    reason: str
+    partition: PartitionInfo | None = None
+    skip_mem_directive: bool = False
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.strip().rstrip("+"))
+    except ValueError:
+        return 0
+
+
+def parse_sinfo(text: str) -> dict[str, PartitionInfo]:
+    """Parse ``sinfo -h -N -o '%P|%N|%o|%c|%m|%t'`` output into partitions (pure; order kept)."""
+    nodes: dict[str, list[NodeInfo]] = {}
+    defaults: set[str] = set()
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 6 or not parts[0]:
+            continue
+        pname, node, addr, cpus, mem, state = (p.strip() for p in parts)
+        if pname.endswith("*"):
+            pname = pname[:-1]
+            defaults.add(pname)
+        nodes.setdefault(pname, []).append(
+            NodeInfo(name=node, address=addr or node, cpus=_int(cpus), memory_mb=_int(mem), state=state.lower())
+        )
+    return {
+        name: PartitionInfo(name=name, default=name in defaults, nodes=tuple(ns)) for name, ns in nodes.items()
+    }
+
+
+def _slurm_env(slurm_conf: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if slurm_conf:
+        env["SLURM_CONF"] = str(slurm_conf)
+    return env
+
+
+def probe_slurm(
+    *, timeout: float = DEFAULT_TIMEOUT_S, slurm_conf: str | None = None, sinfo: str = "sinfo"
+) -> SlurmProbe:
+    """Ask ``sinfo`` (at most ``timeout`` seconds) whether Slurm answers and which partitions it has."""
+    cmd = [sinfo, "-h", "-N", "-o", SINFO_FORMAT]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=_slurm_env(slurm_conf), check=False
+        )
+    except FileNotFoundError:
+        return SlurmProbe(False, f"the Slurm command '{sinfo}' is not installed on this machine")
+    except subprocess.TimeoutExpired:
+        return SlurmProbe(False, f"'sinfo' did not answer within {timeout:g} s")
+    except OSError as err:
+        return SlurmProbe(False, f"'sinfo' could not be run ({err})")
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        detail = lines[-1].strip() if lines else f"exit status {proc.returncode}"
+        return SlurmProbe(False, f"'sinfo' failed: {detail}")
+    partitions = parse_sinfo(proc.stdout)
+    if not partitions:
+        return SlurmProbe(False, "'sinfo' answered but lists no partition")
+    return SlurmProbe(True, "Slurm answered", partitions)
+
+
+def _parse_bytes(memory: str | int | float) -> int:
+    from dask.utils import parse_bytes
+
+    return int(parse_bytes(memory)) if isinstance(memory, str) else int(memory)
+
+
+def decide(
+    probe: SlurmProbe,
+    *,
+    backend: str = "auto",
+    partition: str | None = None,
+    cores: int = 1,
+    memory: str | int = "1GiB",
+) -> Decision:
+    """Choose Slurm or local from a probe and the request (pure).
+
+    Raises ``ValueError`` for requests that are wrong on this cluster (unknown partition, more cores than a
+    node has, unknown backend) and ``RuntimeError`` when ``backend="slurm"`` but Slurm does not answer.
+    """
+    backend = (backend or "auto").strip().lower()
+    if backend not in {"auto", "slurm", "local"}:
+        raise ValueError(f"backend must be 'auto', 'slurm' or 'local'; you gave {backend!r}")
+    if backend == "local":
+        return Decision("local", "you asked for a local cluster (backend='local')")
+    if not probe.available:
+        if backend == "slurm":
+            raise RuntimeError(f"backend='slurm' but Slurm does not answer here: {probe.reason}")
+        return Decision("local", f"Slurm is not available here ({probe.reason})")
+
+    if partition is None:
+        part = probe.default_partition
+    else:
+        part = probe.partitions.get(partition)
+        if part is None:
+            known = ", ".join(probe.partitions) or "none"
+            raise ValueError(f"Slurm has no partition {partition!r}; the partitions here are: {known}")
+    assert part is not None  # probe.available implies at least one partition
+    usable = part.usable_nodes
+    if not usable:
+        states = ", ".join(sorted({n.state for n in part.nodes})) or "no nodes"
+        reason = f"partition {part.name!r} has no node that takes jobs (node states: {states})"
+        if backend == "slurm":
+            raise RuntimeError(f"backend='slurm' but {reason}")
+        return Decision("local", reason)
+
+    max_cpus = max(n.cpus for n in usable)
+    if max_cpus and cores > max_cpus:
+        raise ValueError(
+            f"partition {part.name!r} has at most {max_cpus} CPUs per node; you asked for cores={cores} per worker"
+        )
+    # Slurm refuses --mem above a node's RealMemory; nodes configured without it report 1 MB or so.
+    want_mb = -(-_parse_bytes(memory) // 2**20)
+    max_mb = max(n.memory_mb for n in usable)
+    skip_mem = bool(max_mb) and want_mb > max_mb
+    where = f"partition {part.name!r}" + (" (the default)" if partition is None else "")
+    reason = f"Slurm answered: each worker is a Slurm job on {where}"
+    if skip_mem:
+        reason += (
+            f"; its nodes declare only {max_mb} MB, so no --mem is requested "
+            f"(each worker still limits itself to {memory})"
+        )
+    return Decision("slurm", reason, partition=part, skip_mem_directive=skip_mem)
+
+
+def _is_loopback(address: str) -> bool:
+    if address.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def pick_scheduler_host(
+    node_addresses: Iterable[str], local_names: Iterable[str], route_address: str | None = None
+) -> str:
+    """Where the scheduler listens (pure).
+
+    ``127.0.0.1`` when every node address is loopback or one of this machine's names/addresses
+    (``local_names``); otherwise ``route_address`` (this node's address towards the compute nodes).
+    """
+    local = {n.lower() for n in local_names if n}
+    addrs = [a for a in node_addresses if a]
+    if all(_is_loopback(a) or a.lower() in local for a in addrs):
+        return "127.0.0.1"
+    if route_address and not _is_loopback(route_address):
+        return route_address
+    raise RuntimeError(
+        "the compute nodes are other machines but this node's address towards them could not be found; "
+        "pass scheduler_host='<this node's address>'"
+    )
+
+
+def _local_names() -> set[str]:
+    names = {socket.gethostname(), socket.getfqdn()}
+    for name in list(names):
+        try:
+            names.update(socket.gethostbyname_ex(name)[2])
+        except OSError:
+            pass
+    return {n for n in names if n}
+
+
+def _route_address(target: str) -> str | None:
+    """This machine's source address towards ``target`` (a UDP connect sends no packet)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((target, 9))
+            return s.getsockname()[0]
+    except OSError:
+        try:
+            return socket.gethostbyname(socket.gethostname())
+        except OSError:
+            return None
+
+
+def _dashboard_address() -> str:
+    """A free port for the scheduler's HTTP server/dashboard: several people share a login node."""
+    return ":0"
+
+
+def _default_log_directory() -> str:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return str(base / "aifw" / "dask-worker-logs")
+
+
+def dask_cluster(
+    n_workers: int = 1,
+    *,
+    partition: str | None = None,
+    cores: int = 1,
+    memory: str = "1GiB",
+    walltime: str = "00:30:00",
+    processes: int = 1,
+    account: str | None = None,
+    backend: str | None = None,
+    scheduler_host: str | None = None,
+    slurm_conf: str | None = None,
+    job_extra_directives: Iterable[str] = (),
+    log_directory: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    quiet: bool = False,
+    **cluster_kwargs,
+):
+    """Start a Dask cluster: Slurm jobs as workers when Slurm answers, else a LocalCluster.
+
+    Parameters
+    ----------
+    n_workers:
+        Workers to start now (Slurm: one job per worker; ``cluster.scale(...)``/``cluster.adapt(...)`` later
+        as usual). Default 1.
+    partition:
+        Slurm partition for the worker jobs; ``None`` = Slurm's default partition.
+    cores, memory, walltime, processes:
+        Per worker job: CPUs (``--cpus-per-task``), memory (``--mem`` and the workers' own limit, e.g.
+        ``"1GiB"``), time limit (``-t``, ``"HH:MM:SS"``) and the Dask worker processes that share those
+        cores. Small defaults: 1 core, 1 GiB, 30 minutes, 1 process. Locally the same shape runs as
+        ``n_workers * processes`` processes of ``cores // processes`` threads.
+    account:
+        Slurm account (``-A``), if your site needs one.
+    backend:
+        ``"auto"`` (default, or ``$AIFW_DASK_BACKEND``), ``"slurm"`` (no fallback) or ``"local"``.
+    scheduler_host:
+        Address the scheduler listens on; default: ``127.0.0.1`` when the partition's nodes are this machine,
+        else this node's address towards them.
+    slurm_conf:
+        Path of a non-default ``slurm.conf``; it is put into ``os.environ['SLURM_CONF']`` so that ``sinfo``,
+        ``sbatch``, ``scancel`` and the worker jobs all use it. Default: whatever ``SLURM_CONF`` already says.
+    job_extra_directives:
+        More ``#SBATCH`` lines, e.g. ``["--gres=gpu:1"]``.
+    log_directory:
+        Where the worker jobs write their stdout/stderr (default ``~/.cache/aifw/dask-worker-logs``, so that
+        ``slurm-*.out`` files do not pile up next to your notebook).
+    timeout:
+        Seconds to wait for ``sinfo`` before deciding Slurm does not answer.
+    quiet:
+        Do not print the note that says which kind of cluster you got and why.
+    cluster_kwargs:
+        Passed on to ``SLURMCluster`` or ``LocalCluster``.
+    """
+    if n_workers < 0 or cores < 1 or not 1 <= processes <= cores:
+        raise ValueError("n_workers must be >= 0, cores >= 1 and 1 <= processes <= cores")
+    if slurm_conf:
+        os.environ["SLURM_CONF"] = str(slurm_conf)
+    backend = backend or os.environ.get(BACKEND_ENV) or "auto"
+    if backend.strip().lower() == "local":
+        probe = SlurmProbe(False, "not asked")
+    else:
+        probe = probe_slurm(timeout=timeout)
+    decision = decide(probe, backend=backend, partition=partition, cores=cores, memory=memory)
+    dashboard = _dashboard_address()
+
+    if decision.backend == "local":
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=n_workers * processes,
+            threads_per_worker=cores // processes,
+            processes=True,
+            memory_limit=memory,
+            host=scheduler_host or "127.0.0.1",
+            dashboard_address=dashboard,
+            **cluster_kwargs,
+        )
+        note = (
+            f"dask_cluster: {decision.reason} - using a LocalCluster on this machine instead "
+            f"({n_workers * processes} worker process(es) x {cores // processes} thread(s))."
+        )
+    else:
+        from dask_jobqueue import SLURMCluster
+
+        part = decision.partition
+        assert part is not None
+        if scheduler_host is None:
+            addrs = [n.address for n in part.usable_nodes]
+            remote = next((a for a in addrs if not _is_loopback(a)), None)
+            scheduler_host = pick_scheduler_host(
+                addrs, _local_names(), _route_address(remote) if remote else None
+            )
+        cluster = SLURMCluster(
+            queue=partition,  # None = the site's default partition
+            account=account,
+            cores=cores,
+            processes=processes,
+            memory=memory,
+            walltime=walltime,
+            python=sys.executable,
+            job_name="aifw-dask",
+            log_directory=log_directory or _default_log_directory(),
+            job_extra_directives=list(job_extra_directives),
+            job_directives_skip=["--mem"] if decision.skip_mem_directive else [],
+            scheduler_options={"host": scheduler_host, "dashboard_address": dashboard},
+            **cluster_kwargs,
+        )
+        if n_workers:
+            cluster.scale(jobs=n_workers)
+        note = (
+            f"dask_cluster: {decision.reason}; scheduler at {cluster.scheduler_address}; "
+            f"{n_workers} worker job(s) of {cores} CPU(s), {memory}, {walltime} requested "
+            "(they are cancelled by cluster.close())."
+        )
+    cluster.aifw_backend = decision.backend
+    cluster.aifw_reason = decision.reason
+    if not quiet:
+        print(note)
+    return cluster

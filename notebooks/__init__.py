@@ -1,0 +1,1 @@
+"""Researcher templates: ready-to-run notebooks."""

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Install the AIF Workbench runtime into a prefix (AIFW_HOME): Debian packages (Slurm, munge,
+# python3-venv; chromium with --test), a world-readable venv built from Debian's /usr/bin/python3,
+# the Python stack and this project. Idempotent: a step whose inputs did not change is skipped.
+#
+#   scripts/install.sh /opt/aifw          # the sandbox runtime
+#   scripts/install.sh /opt/aifw-test --test   # the test runtime (adds pytest, playwright, chromium)
+set -euo pipefail
+
+HOME_DIR=${1:?usage: scripts/install.sh AIFW_HOME [--test]}
+MODE=${2:-}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+VENV="$HOME_DIR/venv"
+say() { echo "[install] $*"; }
+quiet_pip() { "$VENV/bin/pip" "$@" 2> >(grep -v "is neither a file nor a directory" >&2); }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/install.sh must run as root (it installs Debian packages and a system-wide prefix)." >&2
+  exit 2
+fi
+
+# --- Debian packages -------------------------------------------------------------------------
+pkgs=(slurmctld slurmd slurm-client munge python3-venv python3-dev)
+[ "$MODE" = "--test" ] && pkgs+=(chromium fonts-dejavu-core)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- the venv --------------------------------------------------------------------------------
+mkdir -p "$HOME_DIR"
+chmod 755 "$HOME_DIR"
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV from /usr/bin/python3"
+  /usr/bin/python3 -m venv "$VENV"
+  quiet_pip install -q --upgrade "pip>=24" "setuptools>=77" wheel
+fi
+
+# torch: a CPU machine takes the CPU wheel 2.13.0 (a plain `torch` would pull a multi-GB CUDA build).
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    say "GPU machine: installing torch from the project's range"
+  else
+    say "installing torch==2.13.0 (CPU)"
+    quiet_pip install -q "torch==2.13.0"
+  fi
+fi
+
+extra=""
+[ "$MODE" = "--test" ] && extra="[test]"
+deps_stamp="$VENV/.aifw-deps-$(sha256sum "$REPO/pyproject.toml" | cut -c1-16)${extra:+-test}"
+if [ ! -f "$deps_stamp" ]; then
+  say "installing the Python stack (JupyterHub, batchspawner, JupyterLab, nbgrader, dask-jobqueue, ...)"
+  quiet_pip install -q "$REPO$extra"
+  rm -f "$VENV"/.aifw-deps-*
+  touch "$deps_stamp"
+fi
+
+# The project itself, non-editable (learners' jobs import it from the prefix), when its files changed.
+src_hash=$(cd "$REPO" && find aifw hub_config spawners extensions courses notebooks pyproject.toml -type f \
+  -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+if [ "$(cat "$VENV/.aifw-src" 2>/dev/null)" != "$src_hash" ]; then
+  say "installing aif-workbench from $REPO"
+  build=$(mktemp -d)
+  cp -r "$REPO"/{aifw,hub_config,spawners,extensions,courses,notebooks,pyproject.toml,README.md} "$build"/
+  quiet_pip install -q --no-deps --no-build-isolation --force-reinstall "$build"
+  rm -rf "$build"
+  echo "$src_hash" > "$VENV/.aifw-src"
+fi
+
+# JupyterLab: no news pop-up (it also reaches out to the network).
+mkdir -p "$VENV/share/jupyter/lab/settings"
+cat > "$VENV/share/jupyter/lab/settings/overrides.json" <<'JSON'
+{
+  "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}
+}
+JSON
+chmod -R a+rX "$HOME_DIR/venv"
+say "runtime ready in $HOME_DIR"

@@ -1,0 +1,162 @@
+"""The spawn form, rendered from the site file merged with the live cluster (pure).
+
+Every value that reaches the page is escaped. Choices are pre-filled from (in order) a launch link's
+query, the user's last choices, then the site's defaults.
+"""
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Mapping
+
+from aifw.site import Site
+from aifw.slurm import PartitionInfo
+
+from .request import DEFAULT_CPUS, DEFAULT_MEMORY_GB, limits_for
+
+# Launch-link aliases: /hub/spawn?partition=gpu&gpus=1&runtime=60
+QUERY_ALIASES = {"runtime": "runtime_minutes", "memory": "memory_gb", "mem": "memory_gb", "env": "environment"}
+
+
+def _int(value: Any, fallback: int) -> int:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return fallback
+
+
+def _partition_row(site: Site, name: str, live: Mapping[str, PartitionInfo] | None) -> str:
+    part = site.partition(name)
+    assert part is not None
+    info = live.get(name) if live else None
+    lim = limits_for(part, info)
+    bits = [f"up to {lim.max_cpus} CPUs", f"{lim.max_memory_gb} GB"]
+    if lim.max_gpus:
+        bits.append(f"{lim.max_gpus} GPUs")
+    bits.append(f"max {lim.max_runtime_minutes} min")
+    now = ""
+    if info is not None:
+        now = f"now: {info.cpus_idle} CPUs idle" + (f", {info.gpus_idle} GPUs free" if info.gpus_per_node else "")
+        if not info.available:
+            now = "DOWN in Slurm"
+    return (
+        f'<span class="aifw-part-desc">{escape(part.description)}</span> '
+        f'<small class="text-muted">{escape(", ".join(bits))}'
+        + (f' &middot; <span class="aifw-live" data-partition="{escape(name)}">{escape(now)}</span>' if now else "")
+        + "</small>"
+    )
+
+
+def render_form(
+    site: Site,
+    live: Mapping[str, PartitionInfo] | None,
+    previous: Mapping[str, Any] | None = None,
+    prefill: Mapping[str, Any] | None = None,
+) -> str:
+    chosen: dict[str, Any] = {}
+    chosen.update(previous or {})
+    for key, value in (prefill or {}).items():
+        chosen[QUERY_ALIASES.get(key, key)] = value
+    parts = site.visible_partitions
+    names = [p.name for p in parts]
+    if live is not None:
+        names = [n for n in names if n in live] or names
+    current = str(chosen.get("partition", site.default_partition.name))
+    if current not in names:
+        current = site.default_partition.name if site.default_partition.name in names else names[0]
+    part = site.partition(current)
+    assert part is not None
+    lim = limits_for(part, live.get(current) if live else None)
+
+    out = ['<div class="aifw-form">']
+    if live is None:
+        out.append(
+            '<div class="alert alert-warning" role="alert" id="aifw-slurm-silent">Slurm is not answering right now: '
+            "the partitions below are the site's static description, without live availability.</div>"
+        )
+    out.append('<fieldset class="form-group"><legend>Partition</legend>')
+    for name in names:
+        checked = " checked" if name == current else ""
+        p = site.partition(name)
+        assert p is not None
+        plim = limits_for(p, live.get(name) if live else None)
+        out.append(
+            f'<div class="form-check"><input class="form-check-input" type="radio" name="partition" '
+            f'id="aifw-partition-{escape(name)}" value="{escape(name)}"{checked} '
+            f'data-max-cpus="{plim.max_cpus}" data-max-memory="{plim.max_memory_gb}" '
+            f'data-max-gpus="{plim.max_gpus}" data-max-runtime="{plim.max_runtime_minutes}">'
+            f'<label class="form-check-label" for="aifw-partition-{escape(name)}"><b>{escape(name)}</b> '
+            f"{_partition_row(site, name, live)}</label></div>"
+        )
+    out.append("</fieldset>")
+
+    def number(key: str, label: str, value: int, low: int, high: int, unit: str = "") -> str:
+        return (
+            f'<div class="form-group col-sm-3"><label for="aifw-{key}">{label}</label>'
+            f'<input class="form-control" type="number" id="aifw-{key}" name="{key}" value="{value}" '
+            f'min="{low}" max="{high}">{f"<small>{unit}</small>" if unit else ""}</div>'
+        )
+
+    out.append('<div class="row">')
+    out.append(number("cpus", "CPUs", _int(chosen.get("cpus"), DEFAULT_CPUS), 1, lim.max_cpus))
+    out.append(number("memory_gb", "Memory (GB)", _int(chosen.get("memory_gb"), DEFAULT_MEMORY_GB), 1, lim.max_memory_gb))
+    out.append(number("gpus", "GPUs", _int(chosen.get("gpus"), 0), 0, max(lim.max_gpus, 0)))
+    out.append(
+        number(
+            "runtime_minutes",
+            "Walltime (minutes)",
+            _int(chosen.get("runtime_minutes"), part.default_runtime_minutes),
+            1,
+            lim.max_runtime_minutes,
+        )
+    )
+    out.append("</div>")
+    out.append('<p id="aifw-cost" class="text-muted">This request costs <span id="aifw-gpu-hours">0</span> GPU-hours.</p>')
+
+    env_choice = str(chosen.get("environment", site.environments[0].name))
+    out.append('<div class="form-group"><label for="aifw-environment">Software environment</label>')
+    out.append('<select class="form-control" id="aifw-environment" name="environment">')
+    for env in site.environments:
+        sel = " selected" if env.name == env_choice else ""
+        desc = f" — {env.description}" if env.description else ""
+        out.append(f'<option value="{escape(env.name)}"{sel}>{escape(env.name + desc)}</option>')
+    out.append("</select></div>")
+
+    out.append('<details class="aifw-advanced"><summary>Advanced: account, reservation</summary>')
+    for key, label, options in (
+        ("account", "Slurm account / project", site.slurm.accounts),
+        ("reservation", "Reservation (training event)", site.slurm.reservations),
+    ):
+        cur = str(chosen.get(key, ""))
+        out.append(f'<div class="form-group"><label for="aifw-{key}">{label}</label>')
+        out.append(f'<select class="form-control" id="aifw-{key}" name="{key}">')
+        if not (key == "account" and site.slurm.account_required):
+            out.append('<option value="">(none / default)</option>')
+        for opt in options:
+            sel = " selected" if opt == cur else ""
+            out.append(f'<option value="{escape(opt)}"{sel}>{escape(opt)}</option>')
+        out.append("</select></div>")
+    out.append("</details></div>")
+    out.append(_SCRIPT)
+    return "\n".join(out)
+
+
+# Keeps the number fields' limits in line with the chosen partition and shows the GPU-hours.
+_SCRIPT = """<script>
+(function () {
+  function q(id) { return document.getElementById(id); }
+  function update() {
+    var p = document.querySelector('input[name="partition"]:checked');
+    if (!p) return;
+    q('aifw-cpus').max = p.dataset.maxCpus;
+    q('aifw-memory_gb').max = p.dataset.maxMemory;
+    q('aifw-gpus').max = p.dataset.maxGpus;
+    q('aifw-runtime_minutes').max = p.dataset.maxRuntime;
+    var hours = (parseInt(q('aifw-gpus').value || '0') * parseInt(q('aifw-runtime_minutes').value || '0')) / 60;
+    q('aifw-gpu-hours').textContent = (Math.round(hours * 100) / 100).toString();
+  }
+  document.querySelectorAll('.aifw-form input').forEach(function (el) {
+    el.addEventListener('change', update); el.addEventListener('input', update);
+  });
+  update();
+})();
+</script>"""

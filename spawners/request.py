@@ -1,0 +1,234 @@
+"""The session request: user options (form or REST `user_options`) parsed once into typed values and
+checked against the site policy and the live cluster. This is the trust boundary: everything downstream
+(batch script, Slurm commands) takes only a `SessionRequest`.
+
+Documented `user_options` keys and types:
+
+==================  =====  ===================================================================
+key                 type   meaning
+==================  =====  ===================================================================
+partition           str    Slurm partition (one the site offers)
+cpus                int    CPUs for the session (``--cpus-per-task``)
+memory_gb           int    memory in GB (``--mem``)
+gpus                int    GPUs (``--gres=gpu:N``); 0 on partitions without GPUs
+runtime_minutes     int    walltime in minutes (``--time``)
+account             str    Slurm account / project to bill ("" = the user's default)
+reservation         str    Slurm reservation, e.g. a training event ("" = none)
+environment         str    named software environment from the site file
+==================  =====  ===================================================================
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from aifw.site import Partition, Site
+from aifw.slurm import PartitionInfo
+
+INT_KEYS = ("cpus", "memory_gb", "gpus", "runtime_minutes")
+STR_KEYS = ("partition", "account", "reservation", "environment")
+OPTION_KEYS = STR_KEYS[:1] + INT_KEYS + STR_KEYS[1:]
+MAX_TEXT = 64
+DEFAULT_CPUS = 1
+DEFAULT_MEMORY_GB = 1
+
+
+class OptionsError(ValueError):
+    """The request is not acceptable; `problems` lists each thing to fix, in words for the user."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """A validated request. Every field is safe to put in a batch script (names are from allowed sets)."""
+
+    partition: str
+    cpus: int
+    memory_gb: int
+    gpus: int
+    runtime_minutes: int
+    account: str = ""
+    reservation: str = ""
+    environment: str = "default"
+    gpu_type: str | None = None
+
+    def as_user_options(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("gpu_type")
+        return d
+
+    @property
+    def gpu_hours(self) -> float:
+        return round(self.gpus * self.runtime_minutes / 60, 2)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one session may ask for on a partition: the site's policy capped by what Slurm has."""
+
+    max_cpus: int
+    max_memory_gb: int
+    max_gpus: int
+    max_runtime_minutes: int
+
+
+def limits_for(part: Partition, live: PartitionInfo | None) -> Limits:
+    cpus, mem, gpus, runtime = part.max_cpus, part.max_memory_gb, part.max_gpus, part.max_runtime_minutes
+    if live is not None:
+        if live.cpus_per_node:
+            cpus = min(cpus, live.cpus_per_node)
+        if live.memory_mb_per_node:
+            mem = min(mem, max(1, live.memory_mb_per_node // 1024))
+        gpus = min(gpus, live.gpus_per_node)
+        if live.max_time_minutes is not None:
+            runtime = min(runtime, live.max_time_minutes)
+    return Limits(cpus, mem, gpus, runtime)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _as_int(key: str, value: Any, problems: list[str], *, from_form: bool) -> int | None:
+    if isinstance(value, bool):
+        problems.append(f"{key} must be a whole number, not {_show(value)}")
+        return None
+    if isinstance(value, int):
+        return value
+    if from_form and isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", value):
+        return int(value)
+    problems.append(f"{key} must be a whole number, not {_show(value)}")
+    return None
+
+
+def _as_text(key: str, value: Any, problems: list[str]) -> str | None:
+    if not isinstance(value, str):
+        problems.append(f"{key} must be text, not {_show(value)}")
+        return None
+    if len(value) > MAX_TEXT:
+        problems.append(f"{key} is too long ({len(value)} characters; names have at most {MAX_TEXT})")
+        return None
+    return value.strip()
+
+
+def _in_range(key: str, value: int, low: int, high: int, unit: str, where: str, problems: list[str]) -> None:
+    if value < low or value > high:
+        if high < low:
+            problems.append(f"{where} offers no {unit}; you asked for {value}")
+        else:
+            problems.append(f"{where} allows {low} to {high} {unit}; you asked for {value}")
+
+
+def validate_options(
+    raw: Mapping[str, Any] | None,
+    site: Site,
+    live: Mapping[str, PartitionInfo] | None = None,
+    *,
+    from_form: bool = False,
+) -> SessionRequest:
+    """Parse and check user options. `live` maps partition name → what Slurm reports now (None: Slurm
+    did not answer; the site policy alone applies). `from_form`: numbers may arrive as digit strings.
+    Raises OptionsError listing every problem; returns a SessionRequest otherwise."""
+    raw = dict(raw or {})
+    problems: list[str] = []
+    unknown = sorted(k for k in raw if k not in OPTION_KEYS)
+    if unknown:
+        shown = ", ".join(_show(k) for k in unknown[:5])
+        problems.append(f"unknown option(s) {shown}; allowed: {', '.join(OPTION_KEYS)}")
+
+    text: dict[str, str] = {}
+    for key in STR_KEYS:
+        if key in raw and raw[key] is not None:
+            v = _as_text(key, raw[key], problems)
+            if v is not None:
+                text[key] = v
+    nums: dict[str, int] = {}
+    for key in INT_KEYS:
+        if key in raw and raw[key] is not None and raw[key] != "":
+            v = _as_int(key, raw[key], problems, from_form=from_form)
+            if v is not None:
+                nums[key] = v
+
+    # Partition first: everything else is checked against it.
+    offered = [p.name for p in site.visible_partitions]
+    pname = text.get("partition") or site.default_partition.name
+    part = site.partition(pname)
+    if part is None or part.hidden:
+        problems.append(f"partition {_show(pname)} is not offered here; choose one of: {', '.join(offered)}")
+        raise OptionsError(problems)
+    live_part = live.get(pname) if live is not None else None
+    if live is not None and live_part is None:
+        problems.append(f"partition {pname} is not in Slurm right now; choose one of: {', '.join(sorted(live))}")
+        raise OptionsError(problems)
+    if live_part is not None and not live_part.available:
+        problems.append(f"partition {pname} is down in Slurm right now; choose another one")
+    lim = limits_for(part, live_part)
+    where = f"partition {pname}"
+
+    cpus = nums.get("cpus", DEFAULT_CPUS)
+    _in_range("cpus", cpus, 1, lim.max_cpus, "CPUs", where, problems)
+    mem = nums.get("memory_gb", min(DEFAULT_MEMORY_GB, lim.max_memory_gb))
+    _in_range("memory_gb", mem, 1, lim.max_memory_gb, "GB of memory", where, problems)
+    gpus = nums.get("gpus", 0)
+    if gpus and lim.max_gpus == 0:
+        with_gpus = [p.name for p in site.visible_partitions if p.max_gpus > 0]
+        hint = f"; GPUs are on: {', '.join(with_gpus)}" if with_gpus else ""
+        problems.append(f"{where} has no GPUs; you asked for {gpus}{hint}")
+    elif gpus < 0 or gpus > lim.max_gpus:
+        problems.append(f"{where} allows at most {lim.max_gpus} GPUs per node; you asked for {gpus}")
+    runtime = nums.get("runtime_minutes", min(part.default_runtime_minutes, lim.max_runtime_minutes))
+    if runtime < 1:
+        problems.append(f"runtime_minutes must be at least 1; you asked for {runtime}")
+    elif runtime > lim.max_runtime_minutes:
+        problems.append(
+            f"{where} allows at most {lim.max_runtime_minutes} minutes of walltime; you asked for {runtime}"
+        )
+
+    account = text.get("account", "")
+    if account and account not in site.slurm.accounts:
+        allowed = ", ".join(site.slurm.accounts) or "none are configured"
+        problems.append(f"account {_show(account)} is not offered; allowed: {allowed}")
+    if not account and site.slurm.account_required:
+        problems.append(f"an account (project) is required; choose one of: {', '.join(site.slurm.accounts)}")
+    reservation = text.get("reservation", "")
+    if reservation and reservation not in site.slurm.reservations:
+        allowed = ", ".join(site.slurm.reservations) or "none are configured"
+        problems.append(f"reservation {_show(reservation)} is not offered; allowed: {allowed}")
+    env_name = text.get("environment") or site.environments[0].name
+    if site.environment(env_name) is None:
+        problems.append(
+            f"environment {_show(env_name)} is not offered; choose one of: "
+            f"{', '.join(e.name for e in site.environments)}"
+        )
+    if problems:
+        raise OptionsError(problems)
+    return SessionRequest(
+        partition=pname,
+        cpus=cpus,
+        memory_gb=mem,
+        gpus=gpus,
+        runtime_minutes=runtime,
+        account=account,
+        reservation=reservation,
+        environment=env_name,
+        gpu_type=part.gpu_type if gpus else None,
+    )
+
+
+def form_to_options(formdata: Mapping[str, list[str]]) -> dict[str, str]:
+    """JupyterHub form data (dict of lists of strings) → one string per known key. Unknown keys are
+    kept so that validation reports them; empty strings mean "default"."""
+    out: dict[str, str] = {}
+    for key, values in formdata.items():
+        if key.startswith("_") or not values:  # _xsrf and friends belong to JupyterHub
+            continue
+        value = values[0]
+        if value == "" and key in OPTION_KEYS:
+            continue
+        out[key] = value
+    return out

@@ -1,0 +1,79 @@
+"""dask_cluster() against the real Slurm: a worker really runs as a Slurm job, and the job is gone after close.
+
+Skips (with the reason) where `sinfo` does not answer. Honours SLURM_CONF from the environment.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from aifw.extensions.dask_cluster import dask_cluster, probe_slurm
+
+pytestmark = pytest.mark.integration
+
+
+def _require_slurm():
+    probe = probe_slurm(timeout=5)
+    if not probe.available:
+        pytest.skip(
+            f"Slurm does not answer here ({probe.reason}); start the sandbox Slurm or set SLURM_CONF to run this test"
+        )
+    return probe
+
+
+def _squeue_state(job_id: str) -> str:
+    """The job's state as squeue shows it ('' when squeue no longer lists it)."""
+    proc = subprocess.run(
+        ["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=10
+    )
+    if proc.returncode != 0:  # "Invalid job id specified": already purged
+        return ""
+    return proc.stdout.strip()
+
+
+def test_worker_runs_as_a_slurm_job_and_is_cancelled_on_close(tmp_path):
+    _require_slurm()
+    from dask.distributed import Client
+
+    cluster = dask_cluster(
+        n_workers=1, backend="slurm", cores=1, memory="512MiB", walltime="00:05:00",
+        log_directory=str(tmp_path / "logs"),
+    )
+    job_ids: list[str] = []
+    try:
+        assert cluster.aifw_backend == "slurm"
+        assert cluster.scheduler_address.startswith("tcp://")
+        client = Client(cluster)
+        try:
+            client.wait_for_workers(1, timeout=90)
+            job_ids = [str(job.job_id) for job in cluster.workers.values() if job.job_id]
+            assert len(job_ids) == 1, cluster.workers
+            # the task runs inside that Slurm job
+            seen = client.submit(lambda: os.environ.get("SLURM_JOB_ID"), pure=False).result(timeout=60)
+            assert seen == job_ids[0]
+            assert _squeue_state(job_ids[0]) == "RUNNING"
+            assert client.submit(sum, range(10)).result(timeout=60) == 45
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+    deadline = time.monotonic() + 30
+    states = {}
+    while time.monotonic() < deadline:
+        states = {j: _squeue_state(j) for j in job_ids}
+        if not any(s in {"RUNNING", "PENDING", "CONFIGURING", "SUSPENDED"} for s in states.values()):
+            break
+        time.sleep(0.5)
+    assert all(s in {"", "COMPLETING", "CANCELLED", "COMPLETED"} for s in states.values()), states
+
+
+def test_unknown_partition_names_the_real_ones():
+    probe = _require_slurm()
+    with pytest.raises(ValueError) as err:
+        dask_cluster(partition="no-such-partition-xyz", quiet=True)
+    for name in probe.partitions:
+        assert name in str(err.value)
