@@ -31,7 +31,7 @@ install-test:
 	@scripts/install.sh $(AIFW_TEST_HOME) --test
 
 test: install-test
-	@AIFW_TEST_HOME=$(AIFW_TEST_HOME) scripts/run-tests.sh tests $(PYTEST_ARGS)
+	@AIFW_TEST_HOME=$(AIFW_TEST_HOME) scripts/run-tests.sh $(or $(TESTS),tests) $(PYTEST_ARGS)
 
 test-unit: install-test
 	@AIFW_TEST_HOME=$(AIFW_TEST_HOME) scripts/run-tests.sh tests/unit $(PYTEST_ARGS)

@@ -5,7 +5,7 @@ set -uo pipefail
 : "${AIFW_TEST_HOME:=/opt/aifw-test}"
 cd "$(dirname "$0")/.."
 export AIFW_TEST_HOME PYTHONDONTWRITEBYTECODE=1
-"$AIFW_TEST_HOME/venv/bin/python" -m pytest -p no:cacheprovider "$@"
+"$AIFW_TEST_HOME/venv/bin/pytest" -p no:cacheprovider "$@"
 rc=$?
 if [ $rc -eq 5 ]; then
   echo "pytest collected no tests: that is a failure, not a pass." >&2

@@ -88,6 +88,7 @@ class AIFSlurmSpawner(SlurmSpawner):
     ).tag(config=True)
 
     request: SessionRequest | None = None
+    last_request: dict | None = None  # the last accepted options; kept across stops
     job_node: str = ""
     _last_info: JobInfo | None = None
     _events: list[dict]
@@ -151,7 +152,11 @@ class AIFSlurmSpawner(SlurmSpawner):
             try:
                 spawner.request = validate_options(user_options, spawner.site, live)
             except OptionsError as err:
+                # JupyterHub stored the refused options already; put back the last accepted ones so
+                # that a later request without options (POST {}) does not replay the refused ones.
+                spawner.forget_refused_options()
                 raise _bad_request(str(err)) from None
+            spawner.last_request = spawner.request.as_user_options()
 
         return apply
 
@@ -178,8 +183,19 @@ class AIFSlurmSpawner(SlurmSpawner):
             ) from None
 
     # -- state ----------------------------------------------------------------------------------
+    def forget_refused_options(self) -> None:
+        good = dict(self.last_request or {})
+        self.user_options = good
+        if self.orm_spawner is not None:
+            self.orm_spawner.user_options = good
+            session = object_session(self.orm_spawner)
+            if session is not None:
+                session.commit()
+
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
+        if self.last_request:
+            state["last_request"] = self.last_request
         if self.job_id:
             state["job_node"] = self.job_node
             state["port"] = self.port
@@ -190,6 +206,7 @@ class AIFSlurmSpawner(SlurmSpawner):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.job_node = state.get("job_node", "")
+        self.last_request = state.get("last_request") or None
         if state.get("port"):
             self.port = int(state["port"])
         if state.get("request"):

@@ -1,0 +1,567 @@
+"""The grading proof: show, through nbgrader itself, that every module of a course grades as intended.
+
+For one module (= one nbgrader assignment) :func:`prove_module` builds a throw-away nbgrader course
+directory and, using nbgrader's own Python API (``NbGraderAPI``; the same converters and preprocessors
+as the ``nbgrader`` command line, without its import cost per call):
+
+1. ``consistency`` - course.yaml, the source notebooks and wrong_answers.yaml agree; every autograded test
+   cell has exactly one planted wrong answer (:func:`aifw.courses.catalogue.module_problems`);
+2. ``release`` - ``generate_assignment`` succeeds and no file of the release contains a solution, a model
+   answer, a hidden test or an nbgrader marker;
+3. ``solution`` - the instructor's answers typed into the release autograde to full marks on every test
+   cell, and no cell of those notebooks raises;
+4. ``blank`` - the untouched release autogrades to 0 points, without crashing or hanging (every cell
+   runs under a timeout);
+5. ``wrong:<test grade_id>`` - for each planted wrong answer: that test cell scores 0 and every other
+   autograded test cell of the module keeps full marks.
+
+All submissions of a module are fake students of ONE course directory, graded one after another by
+in-process ``autograde`` calls; independent modules run in parallel worker processes. A planted wrong
+answer submits only the notebook it changes: the module's other notebooks would be byte-identical to the
+``solution`` student's, whose full marks are checked there, and notebooks run in separate kernels.
+
+The notebooks run with ``AIFW_DASK_BACKEND=local`` unless ``ProofOptions.dask_backend`` says otherwise
+(exercises must grade the same on Slurm and locally; the local cluster keeps the proof hermetic).
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import json
+import multiprocessing
+import os
+import queue as queue_mod
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import cells as nbcells
+from .catalogue import Course, CourseFileError, load_course, module_problems
+
+SOLUTION_STUDENT = "solution"
+BLANK_STUDENT = "blank"
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One check of one module: ok or failed, what was expected, what happened, what to fix."""
+
+    course: str
+    module: str
+    check: str
+    ok: bool
+    expected: str
+    got: str
+    message: str = ""
+
+
+@dataclass
+class ModuleProof:
+    course: str
+    module: str
+    checks: list[CheckOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+    workdir: str | None = None  # kept course directory (ProofOptions.keep)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[CheckOutcome]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok}
+
+
+@dataclass(frozen=True)
+class ProofOptions:
+    cell_timeout: int = 60  # seconds per cell before nbgrader interrupts it
+    jobs: int | None = None  # worker processes; default: min(#modules, #CPUs)
+    keep: bool = False  # keep the nbgrader course directories (for debugging)
+    workdir: str | None = None  # where to put them; default: a temporary directory
+    dask_backend: str | None = "local"  # AIFW_DASK_BACKEND for the notebooks; None = inherit
+    single_threaded: bool = True  # OMP/MKL threads = 1 in the kernels (parallel proofs share the CPUs)
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str
+    notebooks: dict[str, dict]  # notebook file name -> notebook JSON
+    planted: tuple[str, str, str] | None = None  # (notebook, test grade_id, solution cell)
+
+
+ProgressFn = Callable[[str, str], None]  # (module key, what just finished)
+
+
+def module_key(course_id: str, module_id: str) -> str:
+    return f"{course_id}/{module_id}"
+
+
+def planned_steps(course: Course, module_id: str) -> int:
+    """Progress units of a module: 1 (release) + one per submission."""
+    entries = course.wrong_answers.get(module_id, {}) if _safe_wrong(course) else {}
+    return 1 + 2 + sum(len(v) for v in entries.values())
+
+
+def _safe_wrong(course: Course) -> bool:
+    try:
+        course.wrong_answers
+    except CourseFileError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- building submissions
+def _by_grade_id(nb: dict) -> dict[str, dict]:
+    out = {}
+    for cell in nb.get("cells", []):
+        gid = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
+        if gid:
+            out[gid] = cell
+    return out
+
+
+def solution_notebook(source_nb: dict, release_nb: dict) -> dict:
+    """The release with the instructor's answers typed into its answer cells (markers removed)."""
+    nb = json.loads(json.dumps(release_nb))
+    answers = {
+        c.grade_id: nbcells.strip_solution_markers(c.source)
+        for c in nbcells.cells(source_nb)
+        if c.kind in ("solution", "manual") and c.grade_id
+    }
+    for gid, cell in _by_grade_id(nb).items():
+        if gid in answers:
+            cell["source"] = answers[gid]
+    return nb
+
+
+def plant(solution_nb: dict, cell_id: str, source: str) -> dict:
+    nb = json.loads(json.dumps(solution_nb))
+    cell = _by_grade_id(nb).get(cell_id)
+    if cell is None:
+        raise KeyError(cell_id)
+    cell["source"] = source
+    cell["outputs"] = []
+    return nb
+
+
+def build_submissions(course: Course, module_id: str, release_dir: Path) -> list[Submission]:
+    module = course.module(module_id)
+    sources = {n: nbcells.read_notebook(course.notebook_path(module_id, n)) for n in module.notebooks}
+    releases = {n: nbcells.read_notebook(release_dir / n) for n in module.notebooks}
+    solutions = {n: solution_notebook(sources[n], releases[n]) for n in module.notebooks}
+    subs = [Submission(SOLUTION_STUDENT, solutions), Submission(BLANK_STUDENT, releases)]
+    entries = course.wrong_answers.get(module_id, {})
+    i = 0
+    for nb_name in module.notebooks:
+        for test_id, entry in entries.get(nb_name, {}).items():
+            i += 1
+            try:
+                planted = plant(solutions[nb_name], entry.cell, entry.source)
+            except KeyError:
+                continue  # reported by the consistency check
+            subs.append(Submission(f"wrong-{i:02d}", {nb_name: planted}, (nb_name, test_id, entry.cell)))
+    return subs
+
+
+# --------------------------------------------------------------------------- reading results
+@dataclass(frozen=True)
+class CellResult:
+    grade_id: str | None
+    index: int
+    kind: str
+    score: float | None
+    max_score: float
+    errors: tuple[str, ...]  # "Ename: evalue" of error outputs, "stderr: ..." of stderr output
+
+    @property
+    def timed_out(self) -> bool:
+        return any("CellTimeoutError" in e or "timed out" in e.lower() for e in self.errors)
+
+
+def _cell_errors(cell: dict) -> tuple[str, ...]:
+    out = []
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "error":
+            out.append(f"{o.get('ename')}: {o.get('evalue')}".strip())
+        elif o.get("output_type") == "stream" and o.get("name") == "stderr":
+            text = "".join(o.get("text", "")) if isinstance(o.get("text"), list) else o.get("text", "")
+            out.append("stderr: " + " ".join(text.split())[:200])
+    return tuple(out)
+
+
+def read_results(root: Path, module_id: str, student: str, notebook: str, source_nb: dict, db_url: str):
+    """Per cell of one autograded notebook: score (from the gradebook) and errors (from the outputs)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    stem = Path(notebook).stem
+    scores: dict[str, tuple[float | None, float]] = {}
+    with Gradebook(db_url) as gb:
+        try:
+            sub = gb.find_submission_notebook(stem, module_id, student)
+        except MissingEntry:
+            sub = None
+        if sub is not None:
+            for g in sub.grades:
+                scores[g.name] = (g.score if not g.needs_manual_grade else None, g.max_score)
+    graded_path = root / "autograded" / student / module_id / notebook
+    graded = nbcells.read_notebook(graded_path) if graded_path.exists() else {"cells": []}
+    source_cells = nbcells.cells(source_nb)
+    kinds = {c.grade_id: c.kind for c in source_cells if c.grade_id}
+    out = []
+    for i, cell in enumerate(graded.get("cells", [])):
+        gid = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
+        kind = kinds.get(gid, "plain") if gid else "plain"
+        score, max_score = scores.get(gid, (None, 0.0)) if gid else (None, 0.0)
+        out.append(CellResult(gid, i, kind, score, max_score, _cell_errors(cell)))
+    return out, graded_path.exists()
+
+
+# --------------------------------------------------------------------------- the proof of one module
+def _nbgrader_api(root: Path, options: ProofOptions):
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.CourseDirectory.root = str(root)
+    cfg.Execute.timeout = int(options.cell_timeout)
+    cfg.Execute.interrupt_on_timeout = True
+    cfg.Execute.startup_timeout = 120
+    cfg.NbGraderAPI.log_level = "WARN"
+    return NbGraderAPI(config=cfg)
+
+
+def _log_tail(result: dict, lines: int = 15) -> str:
+    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
+    return "\n".join([ln for ln in text.strip().splitlines() if ln.strip()][-lines:])
+
+
+def scan_release(release_dir: Path, source_nbs: Iterable[dict]) -> list[str]:
+    """Every leak in the release: ``"<file>: <secret line>"``."""
+    secrets = nbcells.secret_lines(source_nbs)
+    leaks = []
+    for path in sorted(p for p in release_dir.rglob("*") if p.is_file()):
+        raw = path.read_bytes()
+        text = raw.decode("utf-8", errors="ignore")
+        if path.suffix == ".ipynb":
+            try:
+                text = nbcells.notebook_text(json.loads(text)) + "\n" + text
+            except ValueError:
+                pass
+        for leak in nbcells.find_leaks(text, secrets):
+            leaks.append(f"{path.relative_to(release_dir)}: {leak}")
+    return leaks
+
+
+def _fmt_score(x: float | None) -> str:
+    return "manual" if x is None else f"{x:g}"
+
+
+def _cell_label(c: CellResult) -> str:
+    return c.grade_id or f"cell {c.index}"
+
+
+def _errors_text(c: CellResult) -> str:
+    return f" ({'; '.join(c.errors)[:300]})" if c.errors else ""
+
+
+def prove_module(
+    course_root: str | Path,
+    module_id: str,
+    options: ProofOptions = ProofOptions(),
+    progress: ProgressFn | None = None,
+) -> ModuleProof:
+    """Run every check of one module through nbgrader; never raises for a failing course."""
+    start = time.monotonic()
+    course = load_course(course_root)
+    key = module_key(course.id, module_id)
+    proof = ModuleProof(course.id, module_id)
+
+    def step(what: str) -> None:
+        if progress:
+            progress(key, what)
+
+    def add(check: str, ok: bool, expected: str, got: str, message: str = "") -> None:
+        proof.checks.append(CheckOutcome(course.id, module_id, check, ok, expected, got, "" if ok else message))
+
+    problems = module_problems(course, module_id)
+    add(
+        "consistency",
+        not problems,
+        "course.yaml, notebooks and wrong_answers.yaml agree",
+        "agree" if not problems else f"{len(problems)} problem(s)",
+        "\n".join(p.message for p in problems),
+    )
+    module = course.module(module_id)
+    missing = [n for n in module.notebooks if not course.notebook_path(module_id, n).is_file()]
+    if missing:
+        add("release", False, "a release", "not generated", f"missing notebooks: {', '.join(missing)}")
+        proof.seconds = time.monotonic() - start
+        return proof
+
+    # nbgrader's gradebook runs `alembic` from PATH: make this interpreter's scripts findable
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    if options.dask_backend:
+        os.environ["AIFW_DASK_BACKEND"] = options.dask_backend
+    if options.single_threaded:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = "1"
+
+    base = Path(options.workdir) if options.workdir else None
+    if base:
+        base.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix=f"proof-{course.id}-{module_id}-", dir=base))
+    try:
+        with _stderr_to(root / "stderr.log"):
+            _prove_in(root, course, module_id, options, add, step)
+    finally:
+        if options.keep:
+            proof.workdir = str(root)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    proof.seconds = time.monotonic() - start
+    return proof
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """Send this process's stderr (and the kernels', which inherit it) to a file: nbgrader, SQLAlchemy
+    and the kernels write warnings there that would tear a progress display apart."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as fh:
+        os.dup2(fh.fileno(), 2)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _prove_in(root: Path, course: Course, module_id: str, options: ProofOptions, add, step) -> None:
+    module = course.module(module_id)
+    shutil.copytree(
+        course.source_dir(module_id),
+        root / "source" / module_id,
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+    )
+    api = _nbgrader_api(root, options)
+    db_url = api.coursedir.db_url
+
+    # ---- release
+    result = api.generate_assignment(module_id, force=True)
+    release_dir = root / "release" / module_id
+    if not result.get("success"):
+        add("release", False, "generate_assignment succeeds", "it failed", _log_tail(result))
+        return
+    sources = {n: nbcells.read_notebook(course.notebook_path(module_id, n)) for n in module.notebooks}
+    absent = [n for n in module.notebooks if not (release_dir / n).is_file()]
+    leaks = scan_release(release_dir, sources.values())
+    files = sum(1 for p in release_dir.rglob("*") if p.is_file())
+    add(
+        "release",
+        not leaks and not absent,
+        "no solution, model answer or hidden test in any release file",
+        f"{files} file(s) scanned, {len(leaks)} leak(s)" + (f", missing {absent}" if absent else ""),
+        "these solution/hidden-test lines reach the learner's copy - keep them inside solution cells "
+        "(### BEGIN/END SOLUTION) or hidden-test regions (### BEGIN/END HIDDEN TESTS), and do not ship "
+        "files that contain them:\n" + "\n".join(leaks[:20]),
+    )
+    step("release")
+    if absent:
+        return
+
+    # ---- submissions, graded one after another in this course directory
+    subs = build_submissions(course, module_id, release_dir)
+    crashed: dict[str, str] = {}
+    for sub in subs:
+        folder = root / "submitted" / sub.student / module_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, nb in sub.notebooks.items():
+            (folder / name).write_text(json.dumps(nb, indent=1), encoding="utf-8")
+        res = api.autograde(module_id, sub.student, force=True, create=True)
+        if not res.get("success"):
+            crashed[sub.student] = _log_tail(res)
+        step(sub.student)
+
+    results = {
+        sub.student: {
+            n: read_results(root, module_id, sub.student, n, sources[n], db_url)[0] for n in sub.notebooks
+        }
+        for sub in subs
+    }
+
+    # ---- solution: full marks on every test cell, no cell raises
+    sol = results[SOLUTION_STUDENT]
+    lost = [c for cs in sol.values() for c in cs if c.kind == "test" and (c.score or 0) < c.max_score]
+    raising = [c for cs in sol.values() for c in cs if c.kind != "test" and c.errors]
+    tests = [c for cs in sol.values() for c in cs if c.kind == "test"]
+    got_points = sum(c.score or 0 for c in tests)
+    max_points = sum(c.max_score for c in tests)
+    msg = []
+    if SOLUTION_STUDENT in crashed:
+        msg.append("autograde failed:\n" + crashed[SOLUTION_STUDENT])
+    msg += [
+        f"test cell {_cell_label(c)} gives the solution {_fmt_score(c.score)}/{c.max_score:g}{_errors_text(c)}"
+        for c in lost
+    ]
+    msg += [f"{_cell_label(c)} raises in the solution{_errors_text(c)}" for c in raising]
+    add(
+        "solution",
+        not msg,
+        f"{max_points:g}/{max_points:g} autograded points, no cell raises",
+        f"{got_points:g}/{max_points:g}" + (f", {len(raising)} cell(s) raise" if raising else ""),
+        "fix the solution or its tests:\n" + "\n".join(msg),
+    )
+
+    # ---- blank: 0 points, no crash, no hang
+    blank = results[BLANK_STUDENT]
+    graded = [c for cs in blank.values() for c in cs if c.kind in ("test", "manual")]
+    scored = [c for c in graded if (c.score or 0) > 0]
+    hung = [c for cs in blank.values() for c in cs if c.timed_out]
+    msg = []
+    if BLANK_STUDENT in crashed:
+        msg.append("autograde crashed on the blank release:\n" + crashed[BLANK_STUDENT])
+    msg += [
+        f"{_cell_label(c)} gives {c.score:g}/{c.max_score:g} to the blank notebook - its test must "
+        "exercise the learner's code" for c in scored
+    ]
+    msg += [f"{_cell_label(c)} hangs on the blank notebook (timed out after {options.cell_timeout} s)" for c in hung]
+    add(
+        "blank",
+        not msg,
+        "0 points, no crash, no cell timed out",
+        f"{sum((c.score or 0) for c in graded):g} points" + (", crashed" if BLANK_STUDENT in crashed else "")
+        + (f", {len(hung)} timeout(s)" if hung else ""),
+        "\n".join(msg),
+    )
+
+    # ---- each planted wrong answer loses exactly its test cell
+    sol_by_nb = {n: {c.grade_id: c for c in cs if c.kind == "test"} for n, cs in sol.items()}
+    for sub in subs:
+        if sub.planted is None:
+            continue
+        nb_name, test_id, cell_id = sub.planted
+        cells_ = [c for c in results[sub.student][nb_name] if c.kind == "test"]
+        target = next((c for c in cells_ if c.grade_id == test_id), None)
+        others_lost = [c for c in cells_ if c.grade_id != test_id and (c.score or 0) < c.max_score]
+        hung = [c for c in results[sub.student][nb_name] if c.timed_out]
+        msg = []
+        if sub.student in crashed:
+            msg.append("autograde failed:\n" + crashed[sub.student])
+        if target is None:
+            msg.append(f"test cell {test_id} was not graded")
+        elif (target.score or 0) != 0:
+            msg.append(
+                f"the wrong answer planted in {cell_id} still passes {test_id} "
+                f"({_fmt_score(target.score)}/{target.max_score:g}): strengthen {test_id}'s tests "
+                "(a hidden assert that this answer fails), or plant an answer that is really wrong"
+            )
+        for c in others_lost:
+            if sol_by_nb[nb_name].get(c.grade_id) and (sol_by_nb[nb_name][c.grade_id].score or 0) < c.max_score:
+                continue  # already reported by the solution check
+            msg.append(
+                f"the wrong answer for {test_id} also fails {c.grade_id}{_errors_text(c)}: make {c.grade_id} "
+                f"independent of {cell_id} (give it its own inputs), or plant an answer that breaks only {test_id}"
+            )
+        for c in hung:
+            msg.append(f"{_cell_label(c)} hangs with the wrong answer (timed out after {options.cell_timeout} s)")
+        got = "not graded" if target is None else f"{test_id} {_fmt_score(target.score)}/{target.max_score:g}"
+        if others_lost:
+            got += ", also lost: " + ", ".join(c.grade_id or "?" for c in others_lost)
+        add(
+            f"wrong:{test_id}",
+            not msg,
+            f"{test_id} 0/{target.max_score if target else 0:g}, every other test cell full marks",
+            got,
+            f"{nb_name}: " + "\n".join(msg),
+        )
+
+
+# --------------------------------------------------------------------------- many modules, in parallel
+_QUEUE = None
+
+
+def _init_worker(q) -> None:
+    global _QUEUE
+    _QUEUE = q
+
+
+def _worker(course_root: str, module_id: str, options: ProofOptions) -> ModuleProof:
+    def progress(key: str, what: str) -> None:
+        if _QUEUE is not None:
+            _QUEUE.put((key, what))
+
+    try:
+        return prove_module(course_root, module_id, options, progress)
+    except Exception as err:  # a bug in the machinery, not in the course: report it, don't lose the rest
+        import traceback
+
+        course = Path(course_root).name
+        return ModuleProof(
+            course,
+            module_id,
+            [CheckOutcome(course, module_id, "proof", False, "the proof runs", "it crashed",
+                          "".join(traceback.format_exception(err))[-3000:])],
+        )
+
+
+def prove(
+    targets: list[tuple[Course, str]],
+    options: ProofOptions = ProofOptions(),
+    progress: ProgressFn | None = None,
+    on_done: Callable[[ModuleProof], None] | None = None,
+) -> list[ModuleProof]:
+    """Prove several (course, module) pairs, in parallel worker processes; results in the given order."""
+    jobs = options.jobs or min(len(targets), os.cpu_count() or 1)
+    if not targets:
+        return []
+    if jobs <= 1 or len(targets) == 1:
+        out = []
+        for course, module_id in targets:
+            p = prove_module(course.root, module_id, options, progress)
+            if on_done:
+                on_done(p)
+            out.append(p)
+        return out
+
+    # biggest first, so that the last module to finish is a short one
+    order = sorted(range(len(targets)), key=lambda i: -planned_steps(*targets[i]))
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    results: dict[int, ModuleProof] = {}
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as ex:
+        futures = {ex.submit(_worker, str(targets[i][0].root), targets[i][1], options): i for i in order}
+        pending = set(futures)
+        while pending:
+            done, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+            _drain(q, progress)
+            for f in done:
+                results[futures[f]] = f.result()
+                if on_done:
+                    on_done(results[futures[f]])
+        _drain(q, progress)
+    return [results[i] for i in range(len(targets))]
+
+
+def _drain(q, progress: ProgressFn | None) -> None:
+    while True:
+        try:
+            key, what = q.get_nowait()
+        except queue_mod.Empty:
+            return
+        if progress:
+            progress(key, what)

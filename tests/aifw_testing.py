@@ -1,0 +1,174 @@
+"""Test helpers: talk to the real hub (login form, REST API, kernels through the proxy) and real Slurm."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import websocket
+
+
+@dataclass
+class StackInfo:
+    hub_url: str
+    api_url: str
+    api_token: str
+    users: dict[str, str]
+    slurm_conf: str
+    home: Path
+    logs: Path
+    stack: object  # aifw.sandbox.stack.Stack
+
+    @classmethod
+    def load(cls, stack) -> "StackInfo":
+        data = json.loads(stack.sandbox_json.read_text())
+        return cls(
+            hub_url=data["hub_url"],
+            api_url=data["api_url"],
+            api_token=data["api_token"],
+            users=data["users"],
+            slurm_conf=data["slurm_conf"],
+            home=stack.home,
+            logs=stack.logs,
+            stack=stack,
+        )
+
+    def learners(self) -> list[str]:
+        return sorted(u for u in self.users if "learner" in u)
+
+    def slurm(self, *args: str) -> str:
+        env = dict(os.environ, SLURM_CONF=self.slurm_conf)
+        return subprocess.run(list(args), capture_output=True, text=True, env=env, timeout=30, check=True).stdout
+
+    def squeue(self, user: str | None = None) -> list[dict[str, str]]:
+        args = ["squeue", "-h", "-o", "%i|%u|%T|%P|%b|%r"]
+        if user:
+            args += ["-u", user]
+        jobs = []
+        for line in self.slurm(*args).splitlines():
+            i, u, t, p, b, r = line.strip().split("|")
+            jobs.append({"id": i, "user": u, "state": t, "partition": p, "tres": b, "reason": r})
+        return jobs
+
+
+class HubClient:
+    """Admin-token client plus per-user sessions made through the real login form."""
+
+    def __init__(self, info: StackInfo):
+        self.info = info
+        self.admin = requests.Session()
+        self.admin.headers["Authorization"] = f"token {info.api_token}"
+        self.started: set[str] = set()
+
+    # -- REST as admin ------------------------------------------------------------------------
+    def api(self, method: str, path: str, **kw) -> requests.Response:
+        return self.admin.request(method, f"{self.info.api_url}{path}", timeout=60, **kw)
+
+    def user_model(self, name: str) -> dict:
+        r = self.api("GET", f"/users/{name}")
+        r.raise_for_status()
+        return r.json()
+
+    # -- as a user ----------------------------------------------------------------------------
+    def login(self, name: str, password: str | None = None) -> requests.Session:
+        """Log in through the real login form (PAM); returns the browser-like session."""
+        s = requests.Session()
+        r = s.get(f"{self.info.hub_url}/hub/login", timeout=30)
+        r.raise_for_status()
+        xsrf = s.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"', r.text).group(1)
+        r = s.post(
+            f"{self.info.hub_url}/hub/login",
+            data={"username": name, "password": password or self.info.users[name], "_xsrf": xsrf},
+            timeout=30,
+            allow_redirects=False,
+        )
+        if r.status_code != 302:
+            raise AssertionError(f"login of {name} failed: {r.status_code} {r.text[:300]}")
+        s.headers["X-XSRFToken"] = s.cookies.get("_xsrf") or xsrf
+        return s
+
+    def user_token(self, session: requests.Session, name: str) -> str:
+        """A token for the logged-in user, made with the login session (as a person would in the UI)."""
+        r = session.post(f"{self.info.api_url}/users/{name}/tokens", json={"note": "tests", "expires_in": 3600}, timeout=30)
+        r.raise_for_status()
+        return r.json()["token"]
+
+    def start(self, name: str, options: dict | None = None, token: str | None = None) -> requests.Response:
+        headers = {"Authorization": f"token {token}"} if token else None
+        body = {"user_options": options} if options is not None else {}
+        sess = requests if token else self.admin
+        r = sess.post(f"{self.info.api_url}/users/{name}/server", json=body, headers=headers, timeout=120)
+        if r.status_code in (201, 202):
+            self.started.add(name)
+        return r
+
+    def wait_ready(self, name: str, timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.user_model(name)["servers"].get("")
+            if server and server.get("ready"):
+                return server
+            if not server:
+                raise AssertionError(f"{name}'s server went away while starting: {self.user_model(name)}")
+            time.sleep(0.5)
+        raise AssertionError(f"{name}'s server was not ready after {timeout} s")
+
+    def stop(self, name: str, wait: bool = True) -> None:
+        r = self.api("DELETE", f"/users/{name}/server")
+        assert r.status_code in (202, 204, 400), r.text
+        if wait:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if not self.user_model(name)["servers"]:
+                    break
+                time.sleep(0.5)
+        self.started.discard(name)
+
+    def stop_all_servers(self) -> None:
+        for name in list(self.started):
+            try:
+                self.stop(name)
+            except Exception:  # noqa: BLE001 - cleanup
+                pass
+
+    # -- kernels through the proxy ------------------------------------------------------------
+    def run_code(self, name: str, token: str, code: str, timeout: float = 60) -> str:
+        """Start a kernel on `name`'s server through the proxy, run `code`, return its stdout."""
+        base = f"{self.info.hub_url}/user/{name}"
+        headers = {"Authorization": f"token {token}"}
+        r = requests.post(f"{base}/api/kernels", headers=headers, json={"name": "python3"}, timeout=60)
+        r.raise_for_status()
+        kernel_id = r.json()["id"]
+        ws_url = base.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels"
+        ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"], timeout=timeout)
+        try:
+            msg_id = uuid.uuid4().hex
+            ws.send(json.dumps({
+                "header": {"msg_id": msg_id, "username": name, "session": uuid.uuid4().hex,
+                           "msg_type": "execute_request", "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell",
+                "content": {"code": code, "silent": False, "store_history": False,
+                            "user_expressions": {}, "allow_stdin": False},
+            }))
+            out, deadline = [], time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                msg = json.loads(ws.recv())
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind = msg["header"]["msg_type"]
+                if kind == "stream":
+                    out.append(msg["content"]["text"])
+                elif kind == "error":
+                    raise AssertionError("kernel error: " + "\n".join(msg["content"]["traceback"]))
+                elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                    return "".join(out)
+            raise AssertionError("the kernel did not finish in time")
+        finally:
+            ws.close()
+            requests.delete(f"{base}/api/kernels/{kernel_id}", headers=headers, timeout=30)

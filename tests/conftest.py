@@ -1,0 +1,68 @@
+"""Shared fixtures. The integration and browser tiers use `stack`: a real Slurm + JupyterHub of the
+tests' own (own ports, own cluster, own users, own state under $AIFW_TEST_HOME), started on first use
+and stopped at the end if this session started it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aifw_testing import HubClient, StackInfo
+
+TEST_HOME = Path(os.environ.get("AIFW_TEST_HOME", "/opt/aifw-test"))
+TEST_USERS = [
+    {"name": "test-learner1", "role": "learner"},
+    {"name": "test-learner2", "role": "learner"},
+    {"name": "test-trainer1", "role": "trainer"},
+    {"name": "test-researcher1", "role": "researcher"},
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = str(item.fspath)
+        if "/tests/integration/" in path:
+            item.add_marker(pytest.mark.integration)
+        elif "/tests/e2e/" in path:
+            item.add_marker(pytest.mark.e2e)
+
+
+def write_test_site(home: Path) -> Path:
+    """The packaged sandbox site with the tests' own ports, cluster and users."""
+    from aifw.site import example_site_path
+
+    data = yaml.safe_load(example_site_path("sandbox").read_text())
+    data["name"] = "AIF Workbench test stack"
+    data["hub"].update(bind_url="http://127.0.0.1:18000", hub_port=18081, proxy_api_port=18001,
+                       admin_users=["test-trainer1"], start_timeout_s=60)
+    data["sandbox"].update(cluster_name="aifwtest", slurmctld_port=16817, slurmd_port=16818,
+                           demo_users=TEST_USERS)
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "test-site.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack():
+    if os.geteuid() != 0:
+        pytest.fail("the integration and browser tests start Slurm and create accounts: run them as root (make test)")
+    from aifw.sandbox import stack as st
+
+    s = st.make_stack(TEST_HOME, write_test_site(TEST_HOME))
+    started = st.up(s)
+    info = StackInfo.load(s)
+    try:
+        yield info
+    finally:
+        if started:
+            st.down(s)
+
+
+@pytest.fixture
+def hub(stack) -> HubClient:
+    client = HubClient(stack)
+    yield client
+    client.stop_all_servers()
