@@ -57,7 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:  # logs and CI: wide enough for a table row per module
+        console = Console(highlight=False, soft_wrap=False, width=max(console.width, 160))
+    return console
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -171,12 +174,12 @@ def _summary(console: Console, proofs, elapsed: float) -> None:
         c = next((c for c in p.checks if c.check == name), None)
         if c is None:
             return "-"
-        return f"[green]✓[/green] {c.got}" if c.ok else f"[red]✗[/red] {c.got}"
+        return f"[green]✓[/green] {c.got}" if c.ok else f"[red]✗ {c.got}[/red]"
 
     for p in proofs:
         wrong = [c for c in p.checks if c.check.startswith("wrong:")]
         bad = sum(not c.ok for c in wrong)
-        wa = f"{len(wrong) - bad}/{len(wrong)} lose exactly their points"
+        wa = f"{len(wrong) - bad}/{len(wrong)} lose exactly their test"
         table.add_row(
             f"{p.course}/{p.module}",
             f"{sum(c.ok for c in p.checks)}/{len(p.checks)}",

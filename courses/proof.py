@@ -68,6 +68,7 @@ class ModuleProof:
     checks: list[CheckOutcome] = field(default_factory=list)
     seconds: float = 0.0
     workdir: str | None = None  # kept course directory (ProofOptions.keep)
+    timings: dict[str, float] = field(default_factory=dict)  # step (release, student) -> seconds
 
     @property
     def ok(self) -> bool:
@@ -285,7 +286,12 @@ def prove_module(
     key = module_key(course.id, module_id)
     proof = ModuleProof(course.id, module_id)
 
+    last = [time.monotonic()]
+
     def step(what: str) -> None:
+        now = time.monotonic()
+        proof.timings[what] = round(now - last[0], 2)
+        last[0] = now
         if progress:
             progress(key, what)
 

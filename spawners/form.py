@@ -35,7 +35,7 @@ def _partition_row(site: Site, name: str, live: Mapping[str, PartitionInfo] | No
     bits.append(f"max {lim.max_runtime_minutes} min")
     now = ""
     if info is not None:
-        now = f"now: {info.cpus_idle} CPUs idle" + (f", {info.gpus_idle} GPUs free" if info.gpus_per_node else "")
+        now = f"now: {info.cpus_idle} CPUs idle" + (f", {info.gpus_idle} GPUs free" if lim.max_gpus else "")
         if not info.available:
             now = "DOWN in Slurm"
     return (
