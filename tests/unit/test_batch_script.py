@@ -1,0 +1,76 @@
+"""The batch script builder: only validated values, quoted command, no injection even on a bug upstream."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aifw.site import Environment, example_site_path, load_site
+from aifw.spawners.batch_script import ScriptContext, UnsafeValue, build_batch_script
+from aifw.spawners.request import validate_options
+
+SITE = load_site(example_site_path("sandbox"))
+CTX = ScriptContext(username="learner1", home="/home/learner1", command=["/opt/aifw/venv/bin/batchspawner-singleuser", "/opt/aifw/venv/bin/jupyterhub-singleuser", "--arg=a b"])
+
+
+def sbatch_lines(script: str) -> list[str]:
+    return [ln for ln in script.splitlines() if ln.startswith("#SBATCH")]
+
+
+def test_script_for_a_gpu_session():
+    req = validate_options({"partition": "gpu", "gpus": 2, "cpus": 3, "memory_gb": 6, "runtime_minutes": 90}, SITE)
+    script = build_batch_script(req, SITE.environment("default"), CTX)
+    assert script.startswith("#!/bin/bash\n")
+    assert sbatch_lines(script) == [
+        "#SBATCH --job-name=aifw-learner1",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --cpus-per-task=3",
+        "#SBATCH --mem=6G",
+        "#SBATCH --time=01:30:00",
+        "#SBATCH --output=/home/learner1/.aifw-session-%j.log",
+        "#SBATCH --chdir=/home/learner1",
+        "#SBATCH --nodes=1",
+        "#SBATCH --ntasks=1",
+        "#SBATCH --gres=gpu:2",
+    ]
+    assert script.rstrip().splitlines()[-1] == (
+        "exec /opt/aifw/venv/bin/batchspawner-singleuser /opt/aifw/venv/bin/jupyterhub-singleuser '--arg=a b'"
+    )
+
+
+def test_account_reservation_and_environment_prologue():
+    lumi = load_site(example_site_path("lumi-like"))
+    req = validate_options({"partition": "dev-g", "account": "project_465000001", "reservation": "aif-training-2026", "environment": "pytorch"}, lumi)
+    script = build_batch_script(req, lumi.environment("pytorch"), CTX)
+    assert "#SBATCH --account=project_465000001" in script and "#SBATCH --reservation=aif-training-2026" in script
+    assert "module load LUMI/24.03 partition/G" in script
+    assert script.index("module load") < script.index("exec ")
+
+
+def test_no_gres_line_without_gpus_and_no_token_anywhere():
+    script = build_batch_script(validate_options({}, SITE), SITE.environment("default"), CTX)
+    assert "--gres" not in script and "TOKEN" not in script.upper()
+
+
+@pytest.mark.parametrize("field, value", [("partition", "cpu\n#SBATCH --uid=0"), ("account", "a;id"), ("reservation", "$(id)"), ("gpu_type", "a100\nid")])
+def test_a_bad_value_that_slipped_past_validation_never_reaches_the_script(field, value):
+    req = dataclasses.replace(validate_options({"partition": "gpu", "gpus": 1}, SITE), **{field: value})
+    with pytest.raises(UnsafeValue):
+        build_batch_script(req, SITE.environment("default"), CTX)
+
+
+@pytest.mark.parametrize("ctx", [dataclasses.replace(CTX, username="root;id"), dataclasses.replace(CTX, home="/home/x\n#SBATCH --uid=0")])
+def test_unsafe_user_or_home_is_refused(ctx):
+    with pytest.raises(UnsafeValue):
+        build_batch_script(validate_options({}, SITE), SITE.environment("default"), ctx)
+
+
+@given(st.lists(st.text(max_size=30), max_size=4))
+def test_the_command_is_always_one_quoted_line(args):
+    ctx = dataclasses.replace(CTX, command=["/bin/x", *args])
+    script = build_batch_script(validate_options({}, SITE), Environment(name="default"), ctx)
+    exec_lines = [ln for ln in script.splitlines() if ln.startswith("exec ")]
+    assert len(exec_lines) == 1 or any("\n" in a or "\r" in a for a in args)
+    assert len(sbatch_lines(script)) == 9
