@@ -9,6 +9,7 @@ import sys
 # `set_defaults(func=...)`; `func(args)` returns the process exit code.
 COMMAND_MODULES = (
     "aifw.sandbox.cli",
+    "aifw.reference",
     "aifw.courses.cli",
 )
 

@@ -36,16 +36,16 @@ class _Model(BaseModel):
 class Partition(_Model):
     """A Slurm partition as the site offers it to hub users (policy; live limits come from Slurm)."""
 
-    name: SlurmName
-    description: str = ""
-    default: bool = False
+    name: SlurmName = Field(description="Slurm partition name.")
+    description: str = Field("", description="Shown in the spawn form.")
+    default: bool = Field(False, description="Pre-selected in the form and used when a request names none.")
     hidden: bool = Field(False, description="Exists in Slurm but is not offered in the spawn form.")
     max_cpus: int = Field(4, ge=1, le=4096, description="Most CPUs one session may request.")
     max_memory_gb: int = Field(8, ge=1, le=65536, description="Most memory (GB) one session may request.")
     max_gpus: int = Field(0, ge=0, le=64, description="Most GPUs one session may request (0: no GPUs).")
     gpu_type: SlurmName | None = Field(None, description="GRES type, e.g. 'mi250'; None for untyped gpu GRES.")
-    max_runtime_minutes: int = Field(480, ge=1, le=60 * 24 * 14)
-    default_runtime_minutes: int = Field(60, ge=1, le=60 * 24 * 14)
+    max_runtime_minutes: int = Field(480, ge=1, le=60 * 24 * 14, description="Longest walltime a session may ask for.")
+    default_runtime_minutes: int = Field(60, ge=1, le=60 * 24 * 14, description="Walltime when a request names none.")
 
     @model_validator(mode="after")
     def _default_fits(self) -> "Partition":
@@ -60,40 +60,46 @@ class Partition(_Model):
 class Environment(_Model):
     """A named software environment: trusted, admin-written shell lines run before the server starts."""
 
-    name: SlurmName
-    description: str = ""
+    name: SlurmName = Field(description="Name users pick in the form or REST options.")
+    description: str = Field("", description="Shown in the form.")
     prologue: str = Field("", description="Shell lines (e.g. 'module load ...'), written by the admin.")
 
 
 class HubSettings(_Model):
-    bind_url: str = Field("http://127.0.0.1:8000", pattern=r"^https?://[^/\s]+(/.*)?$")
+    """The hub: where it listens, who may log in, how they authenticate."""
+
+    bind_url: str = Field("http://127.0.0.1:8000", pattern=r"^https?://[^/\s]+(/.*)?$", description="Public URL of the hub (the proxy listens here).")
     hub_ip: str = Field("127.0.0.1", description="Address the hub API listens on (single-user servers call it).")
     hub_connect_ip: str = Field("", description="Address servers on compute nodes use to reach the hub API ('' = hub_ip).")
     hub_port: int = Field(8081, ge=1, le=65535, description="Internal port of the hub API.")
     singleuser_ip: str = Field("0.0.0.0", description="Address the single-user servers listen on, on their node.")
-    proxy_api_port: int = Field(8001, ge=1, le=65535)
-    admin_users: list[UnixUser] = []
+    proxy_api_port: int = Field(8001, ge=1, le=65535, description="Port of the proxy's REST API (loopback).")
+    admin_users: list[UnixUser] = Field([], description="Hub admins (trainers who manage users and courses).")
     allowed_users: list[UnixUser] = Field([], description="Unix users allowed to log in (besides admins).")
     authenticator: Literal["pam"] = Field(
         "pam", description="pam: local unix accounts through PAM (JupyterHub's PAMAuthenticator)."
     )
-    start_timeout_s: int = Field(300, ge=10, le=86400)
+    start_timeout_s: int = Field(300, ge=10, le=86400, description="Seconds a session may take to start, queue included.")
 
 
 class SlurmSettings(_Model):
+    """How the hub runs Slurm commands, and the accounts and reservations it offers."""
+
     conf: str | None = Field(None, description="Path of slurm.conf (None: Slurm's default).")
     bin_dir: str = Field("/usr/bin", description="Where sbatch, squeue, scancel, sinfo live.")
-    command_timeout_s: float = Field(10, gt=0, le=120)
+    command_timeout_s: float = Field(10, gt=0, le=120, description="Seconds before a Slurm command counts as 'Slurm did not answer'.")
     exec_prefix: list[str] = Field(
         ["runuser", "-u", "{username}", "--"],
         description="argv prefix that runs a Slurm command as the hub user ({username} is replaced).",
     )
-    account_required: bool = False
+    account_required: bool = Field(False, description="Every session must name an account (project).")
     accounts: list[SlurmName] = Field([], description="Accounts/projects offered in the form.")
-    reservations: list[SlurmName] = []
+    reservations: list[SlurmName] = Field([], description="Reservations offered in the form (training events).")
 
 
 class PathSettings(_Model):
+    """Where the runtime lives (a prefix readable by every user, on every node)."""
+
     runtime_prefix: str = Field("/opt/aifw", description="AIFW_HOME: the world-readable runtime prefix.")
 
     @property
@@ -102,35 +108,41 @@ class PathSettings(_Model):
 
 
 class DemoUser(_Model):
-    name: UnixUser
-    role: Literal["learner", "trainer", "researcher"]
+    """A sandbox demo account."""
+
+    name: UnixUser = Field(description="Unix user name, created by the sandbox.")
+    role: Literal["learner", "trainer", "researcher"] = Field(description="What the account is for.")
 
 
 class SandboxNode(_Model):
+    """The sandbox's one Slurm node."""
+
     cpus: int = Field(16, ge=1, le=1024, description="CPUs the one node declares (job slots, may exceed cores).")
-    memory_mb: int = Field(16000, ge=512)
+    memory_mb: int = Field(16000, ge=512, description="Memory (MB) the node declares to Slurm.")
     gpus: int = Field(2, ge=0, le=16, description="Fake GPUs (character devices) advertised as GRES.")
 
 
 class SandboxSettings(_Model):
     """Only for the one-machine sandbox: how to stand up the local Slurm and the demo accounts."""
 
-    cluster_name: SlurmName = "aifw"
-    slurmctld_port: int = Field(6817, ge=1024, le=65535)
-    slurmd_port: int = Field(6818, ge=1024, le=65535)
-    node: SandboxNode = SandboxNode()
-    demo_users: list[DemoUser] = []
+    cluster_name: SlurmName = Field("aifw", description="Slurm ClusterName of the sandbox.")
+    slurmctld_port: int = Field(6817, ge=1024, le=65535, description="Port of slurmctld.")
+    slurmd_port: int = Field(6818, ge=1024, le=65535, description="Port of slurmd.")
+    node: SandboxNode = Field(SandboxNode(), description="The one node's size.")
+    demo_users: list[DemoUser] = Field([], description="Unix accounts created with generated passwords.")
 
 
 class Site(_Model):
-    name: str
-    hub: HubSettings = HubSettings()
-    slurm: SlurmSettings = SlurmSettings()
-    paths: PathSettings = PathSettings()
-    partitions: list[Partition] = Field(min_length=1)
-    environments: list[Environment] = Field([Environment(name="default")], min_length=1)
-    courses: list[SlurmName] = []
-    sandbox: SandboxSettings | None = None
+    """A site: its hub, its Slurm, its partitions, environments and courses."""
+
+    name: str = Field(description="Name of the site, shown to admins.")
+    hub: HubSettings = Field(HubSettings(), description="The hub: URL, ports, users, authentication.")
+    slurm: SlurmSettings = Field(SlurmSettings(), description="How the hub talks to Slurm.")
+    paths: PathSettings = Field(PathSettings(), description="Where the runtime lives.")
+    partitions: list[Partition] = Field(min_length=1, description="Partitions offered to sessions (one may be the default).")
+    environments: list[Environment] = Field([Environment(name="default")], min_length=1, description="Named software environments; the first is the default.")
+    courses: list[SlurmName] = Field([], description="Course ids (folders of courses/) offered on this hub.")
+    sandbox: SandboxSettings | None = Field(None, description="Only for the one-machine sandbox (absent on a real site).")
 
     @field_validator("partitions")
     @classmethod
@@ -196,7 +208,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
         got_txt = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key; check the spelling against docs/site-file.md"
+            msg = "unknown key; check the spelling against docs/config-reference.md"
         elif e["type"] == "missing":
             msg = "required key is missing"
             got_txt = ""

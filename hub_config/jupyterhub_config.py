@@ -1,6 +1,6 @@
 """The one config JupyterHub loads: `jupyterhub -f <this file>`.
 
-It reads ONE site file ($AIFW_SITE, validated; see docs/site-file.md) and sets `c` from it.
+It reads ONE site file ($AIFW_SITE, validated; see docs/config-reference.md) and sets `c` from it.
 Environment: AIFW_SITE (site file), AIFW_HOME (runtime prefix with state/), AIFW_ADMIN_TOKEN (optional
 API token for scripts and tests, given an admin role).
 """

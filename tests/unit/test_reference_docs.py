@@ -1,0 +1,17 @@
+"""docs/config-reference.md is generated from the code and must match it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from aifw.reference import render
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "config-reference.md"
+
+
+def test_config_reference_matches_the_code():
+    assert DOC.read_text() == render(), "docs/config-reference.md is stale: run `aifw reference > docs/config-reference.md`"
+
+
+def test_every_site_key_is_documented():
+    missing = [line.split("|")[1].strip() for line in render().splitlines() if line.startswith("| `") and line.rstrip().endswith("|  |")]
+    assert missing == []
