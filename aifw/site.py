@@ -79,6 +79,7 @@ class HubSettings(_Model):
     authenticator: Literal["pam"] = Field(
         "pam", description="pam: local unix accounts through PAM (JupyterHub's PAMAuthenticator)."
     )
+    poll_interval_s: int = Field(30, ge=1, le=3600, description="Seconds between the hub's checks that running sessions are alive.")
     start_timeout_s: int = Field(300, ge=10, le=86400, description="Seconds a session may take to start, queue included.")
 
 

@@ -412,6 +412,11 @@ class SlurmClient:
         res = await self.run("squeue", args)
         return parse_squeue_jobs(res.stdout)
 
+    async def pending_order(self, partition: str) -> list[str]:
+        """Ids of the jobs pending in a partition, in the order Slurm will consider them (priority)."""
+        res = await self.run("squeue", ["-h", "-t", "PENDING", "-p", partition, "--sort=-p,i", "-o", "%i"])
+        return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+
     async def start_estimates(self, job_ids: Sequence[str]) -> dict[str, str]:
         """`squeue --start`: Slurm's estimated start of pending jobs."""
         if not job_ids:

@@ -185,11 +185,13 @@ def secret_lines(nbs: Iterable[dict]) -> list[str]:
         s, p = secret_and_public_lines(nb)
         secrets.extend(s)
         public |= p
+    public_text = "\n".join(sorted(public))
     seen: set[str] = set()
     out = []
     for line in secrets:
         n = normalise(line)
-        if n and n not in public and n not in seen and is_meaningful(n):
+        # a line the learner sees anyway (in a hint, a visible test, the prose) is no secret
+        if n and n not in seen and is_meaningful(n) and n not in public_text:
             seen.add(n)
             out.append(n)
     return out

@@ -40,6 +40,7 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None, sit
         "ConfigurableHTTPProxy": {
             "api_url": f"http://127.0.0.1:{hub.proxy_api_port}",
             "pid_file": str(hub_state / "proxy.pid"),
+            "command": [str(Path(home) / "proxy" / "node_modules" / ".bin" / "configurable-http-proxy")],
             "should_start": True,
         },
         "Authenticator": {"admin_users": set(hub.admin_users), "allowed_users": set(allowed)},
@@ -48,6 +49,7 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None, sit
             "default_url": "/lab",
             "start_timeout": hub.start_timeout_s,
             "http_timeout": 120,
+            "poll_interval": hub.poll_interval_s,
         },
         "AIFSlurmSpawner": {"site_file": site_file},
     }

@@ -33,6 +33,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Node.js for configurable-http-proxy (the machine's own, else Debian's).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  say "apt-get install nodejs npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
 # --- the venv --------------------------------------------------------------------------------
 mkdir -p "$HOME_DIR"
 chmod 755 "$HOME_DIR"
@@ -73,6 +81,15 @@ if [ "$(cat "$VENV/.aifw-src" 2>/dev/null)" != "$src_hash" ]; then
   rm -rf "$build"
   echo "$src_hash" > "$VENV/.aifw-src"
 fi
+
+# The proxy: the standard Node configurable-http-proxy (streams the spawn-progress events as they come).
+CHP_VERSION=5.3.0
+if [ "$("$HOME_DIR/proxy/node_modules/.bin/configurable-http-proxy" --version 2>/dev/null)" != "$CHP_VERSION" ]; then
+  say "installing configurable-http-proxy $CHP_VERSION (npm)"
+  mkdir -p "$HOME_DIR/proxy"
+  npm install --silent --no-audit --no-fund --prefix "$HOME_DIR/proxy" "configurable-http-proxy@$CHP_VERSION" >/dev/null
+fi
+chmod -R a+rX "$HOME_DIR/proxy"
 
 # JupyterLab: no news pop-up (it also reaches out to the network).
 mkdir -p "$VENV/share/jupyter/lab/settings"

@@ -15,6 +15,8 @@ from .request import DEFAULT_CPUS, DEFAULT_MEMORY_GB, limits_for
 
 # Launch-link aliases: /hub/spawn?partition=gpu&gpus=1&runtime=60
 QUERY_ALIASES = {"runtime": "runtime_minutes", "memory": "memory_gb", "mem": "memory_gb", "env": "environment"}
+PREFILL_KEYS = frozenset(QUERY_ALIASES) | {
+    "partition", "cpus", "memory_gb", "gpus", "runtime_minutes", "account", "reservation", "environment"}
 
 
 def _int(value: Any, fallback: int) -> int:

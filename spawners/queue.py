@@ -1,7 +1,12 @@
 """Explain a queued job in plain words (pure over parsed squeue data)."""
 from __future__ import annotations
 
-from aifw.slurm import JobInfo
+from typing import TYPE_CHECKING, Mapping
+
+from aifw.slurm import JobInfo, PartitionInfo
+
+if TYPE_CHECKING:
+    from .request import Limits
 
 # Slurm's pending reasons (squeue %r) in words a learner understands.
 REASONS = {
@@ -37,3 +42,24 @@ def describe_job(info: JobInfo, position: int | None = None, estimated_start: st
     if estimated_start:
         text += f"; Slurm estimates it starts at {estimated_start}"
     return text
+
+
+def faster_option(
+    request_partition: str,
+    cpus: int,
+    gpus: int,
+    runtime_minutes: int,
+    candidates: Mapping[str, PartitionInfo],
+    limits: Mapping[str, "Limits"],
+) -> str:
+    """A partition that could run the same request now ("debug has 14 idle CPUs now"), or ""."""
+    for name, info in candidates.items():
+        lim = limits.get(name)
+        if name == request_partition or lim is None or not info.available:
+            continue
+        fits_now = info.cpus_idle >= cpus and (gpus == 0 or info.gpus_idle >= gpus)
+        fits_policy = cpus <= lim.max_cpus and gpus <= lim.max_gpus and runtime_minutes <= lim.max_runtime_minutes
+        if fits_now and fits_policy:
+            what = f"{info.cpus_idle} idle CPUs" + (f" and {info.gpus_idle} free GPUs" if gpus else "")
+            return f"{name} has {what} now (max {lim.max_runtime_minutes} min): stop this request and choose {name} to start at once"
+    return ""

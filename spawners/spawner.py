@@ -30,9 +30,9 @@ from aifw.slurm import JobInfo, PartitionInfo, SlurmClient, SlurmError, SlurmRej
 
 from . import callback
 from .batch_script import ScriptContext, build_batch_script, log_path
-from .form import render_form
-from .queue import describe_job
-from .request import OptionsError, SessionRequest, form_to_options, validate_options
+from .form import PREFILL_KEYS, render_form
+from .queue import describe_job, faster_option
+from .request import OptionsError, SessionRequest, form_to_options, limits_for, validate_options
 
 callback.install()
 
@@ -43,6 +43,12 @@ class SpawnFailed(RuntimeError):
     def __init__(self, message: str):
         super().__init__(message)
         self.jupyterhub_message = message
+
+
+class PrefillOnly(Exception):
+    """Raised by options_from_query: show the form (pre-filled), do not spawn. Shows no error message."""
+
+    jupyterhub_message = ""
 
 
 def _bad_request(message: str) -> web.HTTPError:
@@ -131,13 +137,17 @@ class AIFSlurmSpawner(SlurmSpawner):
 
     async def _render_options_form(self, spawner) -> str:
         live = await self.live_partitions()
-        previous = dict(self.orm_spawner.user_options or {}) if self.orm_spawner else {}
-        return render_form(self.site, live, previous=previous, prefill=getattr(self, "_query_prefill", {}))
+        previous = dict(self.last_request or {})
+        handler = getattr(self, "handler", None)
+        query = handler.request.query_arguments if handler is not None else {}
+        prefill = {k: v[0].decode("utf8", "replace")[:64] for k, v in query.items() if v and k in PREFILL_KEYS}
+        return render_form(self.site, live, previous=previous, prefill=prefill)
 
     def options_from_query(self, query_data):
-        """Launch links (/hub/spawn?partition=gpu&gpus=1&runtime=60) pre-fill the form; they submit nothing."""
-        self._query_prefill = {k: v[0] for k, v in query_data.items() if v}
-        return None
+        """Launch links (/hub/spawn?partition=gpu&gpus=1&runtime=60) pre-fill the form; they submit nothing.
+        JupyterHub would spawn straight from query arguments; refusing here makes it show the form, which
+        reads the same arguments as its pre-filled values."""
+        raise PrefillOnly()
 
     def options_from_form(self, formdata):
         try:
@@ -331,8 +341,26 @@ class AIFSlurmSpawner(SlurmSpawner):
             await self._cancel_quietly()
             raise
 
+    async def _queue_explanation(self, info: JobInfo) -> str:
+        """What Slurm says about a pending job: reason, position, estimated start, a faster option."""
+        req = self.request
+        position, start, faster = None, "", ""
+        try:
+            order = await self.slurm.pending_order(info.partition or req.partition)
+            position = order.index(self.job_id) + 1 if self.job_id in order else None
+            start = (await self.slurm.start_estimates([self.job_id])).get(self.job_id, "")
+        except SlurmError as err:
+            self.log.debug("No queue details for job %s: %s", self.job_id, err)
+        live = await self.live_partitions()
+        if live is not None and req is not None:
+            visible = {p.name: limits_for(p, live.get(p.name)) for p in self.site.visible_partitions}
+            faster = faster_option(req.partition, req.cpus, req.gpus, req.runtime_minutes,
+                                   {n: live[n] for n in visible if n in live}, visible)
+        text = describe_job(info, position, start)
+        return f"{text}. Faster: {faster}" if faster else text
+
     async def _wait_until_serving(self):
-        last_seen = ""
+        last_seen, last_explained = "", 0.0
         while True:
             info = await self._job()
             if info is None:
@@ -340,10 +368,10 @@ class AIFSlurmSpawner(SlurmSpawner):
                     self._event("Slurm is not answering right now; still waiting for the job", 20)
                     last_seen = "silent"
             elif info.is_pending:
-                text = describe_job(info)
-                if text != last_seen:
-                    self._event(text, 20)
-                    last_seen = text
+                key = f"{info.state}/{info.reason}"
+                if key != last_seen or time.monotonic() - last_explained > 15:
+                    self._event(await self._queue_explanation(info), 20)
+                    last_seen, last_explained = key, time.monotonic()
             elif info.is_running:
                 self.job_node = info.node.split(",")[0]
                 self._event(f"Job {self.job_id} is running on {self.job_node}; starting JupyterLab", 60)

@@ -137,6 +137,34 @@ class HubClient:
             except Exception:  # noqa: BLE001 - cleanup
                 pass
 
+    def progress(self, name: str, until: float = 60, stop_when=None) -> list[dict]:
+        """Read the spawn's progress event stream (what the pending page shows) until it ends."""
+        events: list[dict] = []
+        deadline = time.monotonic() + until
+        with self.admin.get(f"{self.info.api_url}/users/{name}/server/progress", stream=True, timeout=until) as r:
+            r.raise_for_status()
+            for line in r.iter_lines(chunk_size=1, decode_unicode=True):
+                if line and line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+                    if events[-1].get("ready") or events[-1].get("failed"):
+                        break
+                    if stop_when and stop_when(events[-1]):
+                        break
+                if time.monotonic() > deadline:
+                    break
+        return events
+
+    def submit_filler(self, user: str, partition: str, gres: str, seconds: int = 300) -> str:
+        """A plain batch job (as `user`) that holds resources, e.g. both GPUs."""
+        env = dict(os.environ, SLURM_CONF=self.info.slurm_conf)
+        p = subprocess.run(
+            ["runuser", "-u", user, "--", "sbatch", "--parsable", "-p", partition, f"--gres={gres}", "-t", "10",
+             "-o", "/dev/null", "--wrap", f"sleep {seconds}"],
+            capture_output=True, text=True, env=env, timeout=30, cwd="/tmp",
+        )
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip().split(";")[0]
+
     # -- kernels through the proxy ------------------------------------------------------------
     def run_code(self, name: str, token: str, code: str, timeout: float = 60) -> str:
         """Start a kernel on `name`'s server through the proxy, run `code`, return its stdout."""

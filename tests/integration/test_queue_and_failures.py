@@ -1,0 +1,89 @@
+"""While pending, the queue is explained; failures show Slurm's reason; nothing is orphaned or dropped."""
+from __future__ import annotations
+
+import time
+
+from aifw.sandbox import stack as st
+
+
+def wait_until(check, timeout=30, interval=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_pending_session_explains_the_queue_and_cancel_cancels_the_job(stack, hub):
+    name, holder = stack.learners()[0], "test-researcher1"
+    filler = hub.submit_filler(holder, "gpu", "gpu:2")  # both GPUs are taken
+    try:
+        assert wait_until(lambda: any(j["id"] == filler and j["state"] == "RUNNING" for j in stack.squeue(holder)))
+        assert hub.start(name, {"partition": "gpu", "gpus": 1}).status_code == 202  # pending
+        events = hub.progress(name, until=20, stop_when=lambda e: "waiting for free resources" in e.get("message", ""))
+        messages = [e["message"] for e in events]
+        pending = [m for m in messages if "is pending in partition gpu" in m]
+        assert pending, messages
+        assert "waiting for free resources" in pending[-1] and "position 1 in the queue" in pending[-1]
+        [job] = stack.squeue(name)
+        assert job["state"] == "PENDING" and job["reason"] == "Resources"
+        # Cancel from the pending page (the same API call): the job leaves the queue.
+        hub.stop(name)
+        assert wait_until(lambda: stack.squeue(name) == [])
+    finally:
+        stack.slurm("scancel", filler)
+
+
+def test_scancel_of_a_starting_job_fails_the_spawn_with_the_reason(stack, hub):
+    name, holder = stack.learners()[1], "test-researcher1"
+    filler = hub.submit_filler(holder, "gpu", "gpu:2")
+    try:
+        assert hub.start(name, {"partition": "gpu", "gpus": 2}).status_code == 202
+        assert wait_until(lambda: len(stack.squeue(name)) == 1)
+        [job] = stack.squeue(name)
+        stack.slurm("scancel", job["id"])
+        events = hub.progress(name, until=30)
+        assert events[-1].get("failed"), events
+        assert f"Slurm job {job['id']} ended (CANCELLED" in events[-1]["message"]
+        assert wait_until(lambda: not hub.user_model(name)["servers"])
+        assert stack.squeue(name) == []
+    finally:
+        stack.slurm("scancel", filler)
+
+
+def test_a_session_whose_environment_fails_fails_fast_with_its_log(stack, hub):
+    name = stack.learners()[0]
+    t0 = time.monotonic()
+    assert hub.start(name, {"environment": "broken"}).status_code in (201, 202, 500)
+    events = hub.progress(name, until=30)
+    assert events and events[-1].get("failed"), events
+    message = events[-1]["message"]
+    assert "before its server started" in message or "before its server reported a port" in message
+    assert "ERROR: module nonexistent/1.0 not found" in message  # the job's own log lines
+    assert time.monotonic() - t0 < 20
+    assert stack.squeue(name) == []
+
+
+def test_slurmctld_down_for_30_seconds_drops_no_session(stack, hub):
+    a, b = stack.learners()[:2]
+    for name in (a, b):
+        assert hub.start(name, {"partition": "cpu"}).status_code in (201, 202)
+    for name in (a, b):
+        hub.wait_ready(name)
+    tokens = {n: hub.user_token(hub.login(n), n) for n in (a, b)}
+    paths = stack.stack.slurm_paths
+    from aifw.sandbox.processes import stop_pid_file
+
+    stop_pid_file(paths.ctld_pid)
+    try:
+        time.sleep(30)  # the hub polls every 5 s in the test site: six polls without an answer
+        for name in (a, b):
+            assert hub.user_model(name)["servers"][""]["ready"], f"{name}'s session was dropped"
+            assert hub.run_code(name, tokens[name], "print('still here')").strip() == "still here"
+    finally:
+        st.start_slurm(stack.stack)
+    assert {j["user"] for j in stack.squeue()} >= {a, b}
+    time.sleep(6)  # one more poll with Slurm back
+    for name in (a, b):
+        assert hub.user_model(name)["servers"][""]["ready"]
