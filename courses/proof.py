@@ -236,6 +236,11 @@ def _nbgrader_api(root: Path, options: ProofOptions):
     cfg.Execute.timeout = int(options.cell_timeout)
     cfg.Execute.interrupt_on_timeout = True
     cfg.Execute.startup_timeout = 120
+    if options.dask_backend == "local":
+        # Kill each kernel once its notebook has run: a kernel that started a Dask cluster takes ~2.5 s
+        # to exit gracefully, and local worker processes go with it. With Slurm workers the graceful
+        # exit is what cancels their jobs, so it is kept there.
+        cfg.Execute.shutdown_kernel = "immediate"
     cfg.NbGraderAPI.log_level = "WARN"
     return NbGraderAPI(config=cfg)
 

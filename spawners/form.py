@@ -85,7 +85,8 @@ def render_form(
             f'<div class="form-check"><input class="form-check-input" type="radio" name="partition" '
             f'id="aifw-partition-{escape(name)}" value="{escape(name)}"{checked} '
             f'data-max-cpus="{plim.max_cpus}" data-max-memory="{plim.max_memory_gb}" '
-            f'data-max-gpus="{plim.max_gpus}" data-max-runtime="{plim.max_runtime_minutes}">'
+            f'data-max-gpus="{plim.max_gpus}" data-max-runtime="{plim.max_runtime_minutes}" '
+            f'data-default-runtime="{min(p.default_runtime_minutes, plim.max_runtime_minutes)}">'
             f'<label class="form-check-label" for="aifw-partition-{escape(name)}"><b>{escape(name)}</b> '
             f"{_partition_row(site, name, live)}</label></div>"
         )
@@ -146,6 +147,21 @@ def render_form(
 _SCRIPT = """<script>
 (function () {
   function q(id) { return document.getElementById(id); }
+  function clamp(id, max) {
+    var el = q(id);
+    el.max = max;
+    if (parseInt(el.value || '0') > parseInt(max)) { el.value = max; }
+  }
+  function partitionChanged() {
+    var p = document.querySelector('input[name="partition"]:checked');
+    if (!p) return;
+    var rt = q('aifw-runtime_minutes');
+    if (parseInt(rt.value || '0') > parseInt(p.dataset.maxRuntime)) { rt.value = p.dataset.defaultRuntime; }
+    clamp('aifw-cpus', p.dataset.maxCpus);
+    clamp('aifw-memory_gb', p.dataset.maxMemory);
+    clamp('aifw-gpus', p.dataset.maxGpus);
+    update();
+  }
   function update() {
     var p = document.querySelector('input[name="partition"]:checked');
     if (!p) return;
@@ -156,9 +172,12 @@ _SCRIPT = """<script>
     var hours = (parseInt(q('aifw-gpus').value || '0') * parseInt(q('aifw-runtime_minutes').value || '0')) / 60;
     q('aifw-gpu-hours').textContent = (Math.round(hours * 100) / 100).toString();
   }
-  document.querySelectorAll('.aifw-form input').forEach(function (el) {
+  document.querySelectorAll('.aifw-form input[name="partition"]').forEach(function (el) {
+    el.addEventListener('change', partitionChanged);
+  });
+  document.querySelectorAll('.aifw-form input[type="number"]').forEach(function (el) {
     el.addEventListener('change', update); el.addEventListener('input', update);
   });
-  update();
+  partitionChanged();
 })();
 </script>"""

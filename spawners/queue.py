@@ -57,6 +57,8 @@ def faster_option(
         lim = limits.get(name)
         if name == request_partition or lim is None or not info.available:
             continue
+        if gpus == 0 and lim.max_gpus > 0:
+            continue  # GPU partitions are for GPU work
         fits_now = info.cpus_idle >= cpus and (gpus == 0 or info.gpus_idle >= gpus)
         fits_policy = cpus <= lim.max_cpus and gpus <= lim.max_gpus and runtime_minutes <= lim.max_runtime_minutes
         if fits_now and fits_policy:

@@ -24,6 +24,7 @@ def test_learner_starts_a_session_runs_a_cell_and_stops_it(stack, hub, page):
         expect(page.locator(f"#aifw-partition-{partition}")).to_be_attached()
     expect(page.locator("#aifw-gpus")).to_be_visible()
     page.check("#aifw-partition-debug")
+    assert int(page.input_value("#aifw-runtime_minutes")) <= 30  # clamped to debug's limit
     page.click("input[type=submit], button[type=submit]")
     # JupyterLab loads (through the pending page).
     page.wait_for_url(re.compile(rf"/user/{name}/lab"), timeout=90_000)
@@ -58,4 +59,35 @@ def test_refused_request_shows_its_message_on_the_form(stack, hub, page):
     page.fill("#aifw-gpus", "3")
     page.click("input[type=submit], button[type=submit]")
     expect(page.get_by_text("partition cpu has no GPUs; you asked for 3")).to_be_visible()
+    assert stack.squeue(name) == []
+
+
+def test_launch_link_prefills_the_form_and_shows_the_gpu_hours(stack, hub, page):
+    name = stack.learners()[1]
+    login(page, stack, name)
+    page.goto(f"{stack.hub_url}/hub/spawn?partition=gpu&gpus=2&runtime=90")
+    expect(page.locator("#aifw-partition-gpu")).to_be_checked()
+    expect(page.locator("#aifw-gpus")).to_have_value("2")
+    expect(page.locator("#aifw-runtime_minutes")).to_have_value("90")
+    expect(page.locator("#aifw-gpu-hours")).to_have_text("3")
+    page.fill("#aifw-gpus", "1")
+    expect(page.locator("#aifw-gpu-hours")).to_have_text("1.5")
+    assert stack.squeue(name) == [] and not hub.user_model(name)["servers"]  # a link never submits
+
+
+def test_pending_page_explains_why_the_session_waits(stack, hub, page):
+    name = stack.learners()[0]
+    filler = hub.submit_filler("test-researcher1", "gpu", "gpu:2")
+    hub.started.add(name)
+    try:
+        login(page, stack, name)
+        page.goto(f"{stack.hub_url}/hub/spawn?partition=gpu&gpus=1&runtime=30")
+        page.click("input[type=submit], button[type=submit]")
+        page.wait_for_url(re.compile(r"/hub/spawn-pending/"))
+        message = page.locator("#progress-message")
+        expect(message).to_contain_text(re.compile(r"is pending in partition gpu: waiting for free resources"), timeout=30_000)
+        expect(message).to_contain_text("position 1 in the queue")
+    finally:
+        hub.stop(name)
+        stack.slurm("scancel", filler)
     assert stack.squeue(name) == []
