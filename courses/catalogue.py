@@ -36,8 +36,12 @@ COURSES_ROOT = Path(__file__).resolve().parent
 COURSE_FILE = "course.yaml"
 WRONG_ANSWERS_FILE = "wrong_answers.yaml"
 
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
-NotebookName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.ipynb$")]
+_SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+_NOTEBOOK_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.ipynb$"
+_PARTITION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Slug = Annotated[str, StringConstraints(pattern=_SLUG_PATTERN, max_length=64)]
+NotebookName = Annotated[str, StringConstraints(pattern=_NOTEBOOK_PATTERN)]
+PartitionName = Annotated[str, StringConstraints(pattern=_PARTITION_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
 
@@ -64,7 +68,7 @@ class Module(_Strict):
     goals: list[Text] = Field(min_length=1)
     prerequisites: list[Text] = []
     minutes: int = Field(gt=0, le=1440, description="estimated time for a learner, in minutes")
-    partition: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    partition: PartitionName
     gpus: int = Field(ge=0, le=16)
     session_minutes: int | None = Field(
         default=None, gt=0, le=1440, description="session length to ask for; default: `minutes`"
@@ -213,17 +217,17 @@ def _key_path(loc: tuple, data: Any) -> str:
 
 
 _PATTERN_MEANING = {
-    "id": "lower-case letters, digits and '-' (a module id is also its nbgrader assignment name)",
-    "partition": "a Slurm partition name (letters, digits, '_', '.', '-')",
-    "notebooks": "a notebook file name ending in .ipynb (letters, digits, '_', '.', '-')",
+    _SLUG_PATTERN: "lower-case letters, digits and '-' (a module id is also its nbgrader assignment name)",
+    _PARTITION_PATTERN: "a Slurm partition name (letters, digits, '_', '.', '-')",
+    _NOTEBOOK_PATTERN: "a notebook file name ending in .ipynb (letters, digits, '_', '.', '-')",
 }
 
 
 def _expected(err: dict, loc: tuple) -> str:
     kind, msg, ctx = err.get("type", ""), err.get("msg", ""), err.get("ctx") or {}
-    field = next((p for p in reversed(loc) if isinstance(p, str)), "")
     if kind == "string_pattern_mismatch":
-        return "expected " + _PATTERN_MEANING.get(field, f"a text matching {ctx.get('pattern')}")
+        pattern = ctx.get("pattern")
+        return "expected " + _PATTERN_MEANING.get(pattern, f"a text matching {pattern}")
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return "expected a whole number"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
@@ -240,8 +244,10 @@ def _expected(err: dict, loc: tuple) -> str:
 
 
 def _describe(err: dict, data: Any, loc: tuple) -> str:
-    key = _key_path(loc, data)
     kind = err.get("type", "")
+    if loc and loc[-1] == "[key]":  # the name of a mapping key is wrong, not its value
+        return f"key '{_key_path(loc[:-1], data)}': this name is not allowed: {_expected(err, loc)}"
+    key = _key_path(loc, data)
     if kind == "missing":
         return f"key '{key}': required but missing"
     if kind == "extra_forbidden":

@@ -1,0 +1,234 @@
+"""Instant checks (aifw.extensions.checks): ✓ or the failed assertion plus a hint; nothing hidden leaks.
+
+The learner's copy of a test cell is what ``nbgrader generate_assignment`` leaves of it: the visible tests
+inside the ``@check`` function, without the hidden region. These tests show the check's behaviour in
+plain Python and in a real kernel (the way nbgrader scores it), and that no hidden test or solution of any
+shipped module reaches the release, the checks module or any other learner-facing file.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from aifw.courses import cells as nbcells
+from aifw.courses.catalogue import load_catalogue
+from aifw.extensions import checks
+from aifw.extensions.checks import CheckFailed, check, check_all
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry(monkeypatch):
+    monkeypatch.setattr(checks, "_REGISTRY", {})
+
+
+# --------------------------------------------------------------------------- in plain Python
+def test_a_passing_check_shows_a_tick(capsys):
+    @check("Exercise 1a", hint="never shown")
+    def visible():
+        assert 1 + 1 == 2
+
+    out = capsys.readouterr()
+    assert out.out.strip() == "✓ Exercise 1a: the visible tests pass."
+    assert out.err == ""  # nbgrader scores any stderr in a test cell as a failure
+    assert visible.last.passed and "never shown" not in out.out
+
+
+def test_a_failing_check_shows_the_assertion_and_the_hint_and_raises(capsys):
+    with pytest.raises(CheckFailed, match="Exercise 2b: expected 4, got 5"):
+
+        @check("Exercise 2b", hint="Count from zero.")
+        def _():
+            got = 5
+            assert got == 4, f"expected 4, got {got}"
+
+    out = capsys.readouterr().out
+    assert "✗ Exercise 2b: expected 4, got 5" in out
+    assert "Hint: Count from zero." in out
+
+
+def test_an_assertion_without_message_shows_the_assert_line(capsys):
+    with pytest.raises(CheckFailed):
+
+        @check("Exercise 3")
+        def _():
+            value = 3
+            assert value == 2
+
+    assert "this assertion failed: assert value == 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (NotImplementedError(), "not answered yet: the exercise cell still raises NotImplementedError"),
+        (NameError("name 'pick_device' is not defined"), "did you run the exercise cell"),
+        (KeyError("SLURM_JOB_ID"), "KeyError: 'SLURM_JOB_ID'"),
+    ],
+)
+def test_errors_from_the_learners_code_are_explained(capsys, error, expected):
+    def learner_code():
+        raise error
+
+    with pytest.raises(CheckFailed):
+
+        @check("Exercise 4")
+        def _():
+            learner_code()
+
+    assert expected in capsys.readouterr().out
+
+
+def test_check_again_runs_the_same_visible_tests_on_the_fixed_code(capsys):
+    answer = {"value": 1}
+    chk = check("Exercise 5", raise_on_failure=False)(lambda: None if answer["value"] == 2 else (_ for _ in ()).throw(AssertionError("not 2")))
+    assert not chk.last.passed
+    answer["value"] = 2  # the learner fixes the code and presses "Check again"
+    assert chk().passed
+    assert "✓ Exercise 5" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_check_all_summarises_every_check_of_the_kernel(capsys):
+    @check("A")
+    def _():
+        pass
+
+    check("B", raise_on_failure=False)(lambda: (_ for _ in ()).throw(AssertionError("wrong")))
+    results = check_all()
+    assert [(r.title, r.passed) for r in results] == [("A", True), ("B", False)]
+    assert "1 of 2 checks pass" in capsys.readouterr().out
+
+
+def test_the_html_escapes_what_the_learners_code_printed():
+    html = checks.CheckResult("T", False, "<script>alert(1)</script>", "use <b>").as_html()
+    assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;" in html
+
+
+# --------------------------------------------------------------------------- in a kernel, scored like nbgrader
+TEST_CELL = """\
+@check("Exercise 1", hint="Return a + b.")
+def _():
+    assert add(1, 2) == 3, f"add(1, 2) should be 3, got {add(1, 2)}"
+"""
+
+
+def _run(cells: list[str], env: dict[str, str] | None = None) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True)
+    if env:
+        import os
+
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            client.execute()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    else:
+        client.execute()
+    return nb
+
+
+def _score(cell) -> float:
+    from nbgrader.utils import determine_grade
+
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 1, "grade_id": "t", "schema_version": 3}
+    return determine_grade(cell)[0]
+
+
+def test_in_a_kernel_pass_gives_full_points_and_a_check_again_button_fail_gives_zero():
+    setup = "from aifw.extensions.checks import check"
+    nb = _run([setup, "def add(a, b):\n    return a + b", TEST_CELL, "def add(a, b):\n    return a - b", TEST_CELL])
+    passed, failed = nb.cells[2], nb.cells[4]
+    kinds = [o.output_type for o in passed.outputs]
+    assert "error" not in kinds and not any(o.get("name") == "stderr" for o in passed.outputs)
+    assert "✓ Exercise 1" in passed.outputs[0].data["text/plain"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in passed.outputs)
+    assert _score(passed) == 1
+    text = failed.outputs[0].data["text/plain"]
+    assert "✗ Exercise 1: add(1, 2) should be 3, got -1" in text and "Hint: Return a + b." in text
+    assert failed.outputs[-1].output_type == "error" and failed.outputs[-1].ename == "CheckFailed"
+    assert _score(failed) == 0
+
+
+def test_while_nbgrader_grades_there_is_no_widget():
+    nb = _run(["from aifw.extensions.checks import check", "def add(a, b):\n    return a + b", TEST_CELL],
+              env={"NBGRADER_EXECUTION": "autograde"})
+    outputs = nb.cells[2].outputs
+    assert len(outputs) == 1 and "✓ Exercise 1" in outputs[0].data["text/plain"]
+
+
+# --------------------------------------------------------------------------- nothing hidden reaches the learner
+def _release(tmp_path: Path, course, module_id: str) -> Path:
+    """nbgrader's own release of one module, in a throw-away course directory."""
+    from aifw.courses.proof import ProofOptions, _nbgrader_api
+
+    root = tmp_path / module_id
+    shutil.copytree(course.source_dir(module_id), root / "source" / module_id)
+    result = _nbgrader_api(root, ProofOptions()).generate_assignment(module_id, force=True)
+    assert result["success"], result.get("log")
+    return root / "release" / module_id
+
+
+SHIPPED = [(c, m.id) for c in load_catalogue() for m in c.modules]
+
+
+@pytest.mark.parametrize(("course", "module_id"), SHIPPED, ids=[f"{c.id}/{m}" for c, m in SHIPPED])
+def test_the_release_keeps_the_visible_checks_and_drops_every_hidden_test(tmp_path, course, module_id):
+    from aifw.courses.proof import scan_release
+
+    release = _release(tmp_path, course, module_id)
+    sources = {n: nbcells.read_notebook(course.notebook_path(module_id, n)) for n in course.module(module_id).notebooks}
+    assert scan_release(release, sources.values()) == []
+    for name, source in sources.items():
+        released = {c.grade_id: c for c in nbcells.cells(nbcells.read_notebook(release / name)) if c.grade_id}
+        for cell in nbcells.cells(source):
+            if cell.kind != "test":
+                continue
+            learner = released[cell.grade_id].source
+            hidden, visible = nbcells._regions(cell.source, nbcells.HIDDEN_BEGIN, nbcells.HIDDEN_END)
+            # the learner's test cell is exactly the visible part of the source ...
+            assert learner.strip() == "\n".join(visible).strip(), f"{name}:{cell.grade_id}"
+            # ... and no hidden line survives in it
+            for line in hidden:
+                if nbcells.is_meaningful(line) and line.strip() not in "\n".join(visible):
+                    assert line.strip() not in learner, f"{name}:{cell.grade_id}: {line.strip()}"
+
+
+def test_no_learner_facing_file_contains_a_hidden_test_or_a_solution():
+    """The checks and the other helpers a session imports are generic: they contain no course secret."""
+    sources = [
+        nbcells.read_notebook(c.notebook_path(m.id, n))
+        for c in load_catalogue()
+        for m in c.modules
+        for n in m.notebooks
+        if c.notebook_path(m.id, n).exists()
+    ]
+    secrets = nbcells.secret_lines(sources)
+    assert len(secrets) > 100  # the scan has something to look for
+    learner_files = sorted((REPO / "extensions").rglob("*.py")) + sorted((REPO / "extensions").rglob("*.js"))
+    learner_files += sorted((REPO / "notebooks").glob("*.ipynb"))
+    for path in learner_files:
+        text = path.read_text(encoding="utf-8", errors="ignore")
+        if path.suffix == ".ipynb":
+            text = nbcells.notebook_text(json.loads(text))
+        leaks = [s for s in nbcells.find_leaks(text, secrets) if s not in nbcells.MARKERS]
+        assert leaks == [], f"{path.relative_to(REPO)} contains course secrets: {leaks[:5]}"
+
+
+def test_a_hidden_test_planted_in_a_learner_file_would_be_found(tmp_path):
+    source = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "assert f(1) == 1\n### BEGIN HIDDEN TESTS\nassert f(123456) == 654321, 'secret-case'\n### END HIDDEN TESTS")])
+    secrets = nbcells.secret_lines([source])
+    assert nbcells.find_leaks("def helper():\n    assert f(123456) == 654321, 'secret-case'\n", secrets)
+    assert not nbcells.find_leaks("def helper():\n    assert f(1) == 1\n", secrets)
