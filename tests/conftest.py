@@ -37,6 +37,8 @@ def write_test_site(home: Path) -> Path:
     data["name"] = "AIF Workbench test stack"
     data["hub"].update(bind_url="http://127.0.0.1:18000", hub_port=18081, proxy_api_port=18001,
                        admin_users=["test-trainer1"], start_timeout_s=60, poll_interval_s=5)
+    # A reservation the site offers but Slurm does not have: sbatch refuses it.
+    data["slurm"]["reservations"] = ["no-such-event"]
     # A software environment that cannot start, as when a module is missing on the node.
     data["environments"].append({"name": "broken", "description": "fails at start (tests)",
                                  "prologue": "echo 'ERROR: module nonexistent/1.0 not found' >&2\nexit 3"})

@@ -87,3 +87,25 @@ def test_slurmctld_down_for_30_seconds_drops_no_session(stack, hub):
     time.sleep(6)  # one more poll with Slurm back
     for name in (a, b):
         assert hub.user_model(name)["servers"][""]["ready"]
+
+
+def test_slurm_refusing_the_job_shows_slurms_own_words(stack, hub):
+    name = stack.learners()[1]
+    r = hub.start(name, {"partition": "cpu", "reservation": "no-such-event"})
+    assert r.status_code == 500
+    message = r.json()["message"]
+    assert "Slurm refused the session" in message and "reservation" in message.lower(), message
+    assert stack.squeue(name) == []
+    assert not hub.user_model(name)["servers"]
+
+
+def test_the_form_lists_the_real_partitions_with_live_availability(stack, hub):
+    name = stack.learners()[0]
+    session = hub.login(name)
+    html = session.get(f"{stack.hub_url}/hub/spawn", timeout=30).text
+    live = {line.split("|")[0].rstrip("*"): line.split("|")[1] for line in stack.slurm("sinfo", "-h", "-o", "%P|%C").split()}
+    assert set(live) == {"cpu", "gpu", "debug"}
+    for partition, cpus in live.items():
+        idle = cpus.split("/")[1]
+        assert f'value="{partition}"' in html
+        assert f'data-partition="{partition}">now: {idle} CPUs idle' in html
