@@ -429,6 +429,14 @@ class SlurmClient:
                 out[bits[0]] = bits[1]
         return out
 
+    async def user_accounts(self, user: str) -> list[str]:
+        """The user's Slurm associations (accounts), or [] when accounting (slurmdbd) is not there."""
+        try:
+            res = await self.run("sacctmgr", ["-nP", "show", "assoc", f"user={user}", "format=account"], timeout_s=5)
+        except SlurmError:
+            return []
+        return sorted({a.strip() for a in res.stdout.splitlines() if re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", a.strip())})
+
     # -- cluster ------------------------------------------------------------------------------
     async def partitions(self) -> list[PartitionInfo]:
         parts = await self.run("scontrol", ["show", "partition", "-o"])

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from aifw.site import Site
 from aifw.slurm import PartitionInfo
 
-from .request import DEFAULT_CPUS, DEFAULT_MEMORY_GB, limits_for
+from .request import DEFAULT_CPUS, DEFAULT_MEMORY_GB, limits_for, offered_accounts
 
 # Launch-link aliases: /hub/spawn?partition=gpu&gpus=1&runtime=60
 QUERY_ALIASES = {"runtime": "runtime_minutes", "memory": "memory_gb", "mem": "memory_gb", "env": "environment"}
@@ -53,6 +53,7 @@ def render_form(
     live: Mapping[str, PartitionInfo] | None,
     previous: Mapping[str, Any] | None = None,
     prefill: Mapping[str, Any] | None = None,
+    user_accounts: list[str] | None = None,
 ) -> str:
     chosen: dict[str, Any] = {}
     chosen.update(previous or {})
@@ -126,7 +127,7 @@ def render_form(
 
     out.append('<details class="aifw-advanced"><summary>Advanced: account, reservation</summary>')
     for key, label, options in (
-        ("account", "Slurm account / project", site.slurm.accounts),
+        ("account", "Slurm account / project", offered_accounts(site, user_accounts)),
         ("reservation", "Reservation (training event)", site.slurm.reservations),
     ):
         cur = str(chosen.get(key, ""))

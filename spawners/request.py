@@ -130,9 +130,11 @@ def validate_options(
     live: Mapping[str, PartitionInfo] | None = None,
     *,
     from_form: bool = False,
+    user_accounts: list[str] | None = None,
 ) -> SessionRequest:
     """Parse and check user options. `live` maps partition name → what Slurm reports now (None: Slurm
     did not answer; the site policy alone applies). `from_form`: numbers may arrive as digit strings.
+    `user_accounts`: the user's Slurm associations, offered besides the site's accounts.
     Raises OptionsError listing every problem; returns a SessionRequest otherwise."""
     raw = dict(raw or {})
     problems: list[str] = []
@@ -190,11 +192,12 @@ def validate_options(
         )
 
     account = text.get("account", "")
-    if account and account not in site.slurm.accounts:
-        allowed = ", ".join(site.slurm.accounts) or "none are configured"
+    accounts = offered_accounts(site, user_accounts)
+    if account and account not in accounts:
+        allowed = ", ".join(accounts) or "none are configured"
         problems.append(f"account {_show(account)} is not offered; allowed: {allowed}")
     if not account and site.slurm.account_required:
-        problems.append(f"an account (project) is required; choose one of: {', '.join(site.slurm.accounts)}")
+        problems.append(f"an account (project) is required; choose one of: {', '.join(accounts)}")
     reservation = text.get("reservation", "")
     if reservation and reservation not in site.slurm.reservations:
         allowed = ", ".join(site.slurm.reservations) or "none are configured"
@@ -218,6 +221,13 @@ def validate_options(
         environment=env_name,
         gpu_type=part.gpu_type if gpus else None,
     )
+
+
+def offered_accounts(site: Site, user_accounts: list[str] | None = None) -> list[str]:
+    """The site's accounts, then the user's own Slurm associations, without repeats."""
+    out = list(site.slurm.accounts)
+    out += [a for a in (user_accounts or []) if a not in out]
+    return out
 
 
 def form_to_options(formdata: Mapping[str, list[str]]) -> dict[str, str]:

@@ -141,7 +141,8 @@ class AIFSlurmSpawner(SlurmSpawner):
         handler = getattr(self, "handler", None)
         query = handler.request.query_arguments if handler is not None else {}
         prefill = {k: v[0].decode("utf8", "replace")[:64] for k, v in query.items() if v and k in PREFILL_KEYS}
-        return render_form(self.site, live, previous=previous, prefill=prefill)
+        accounts = await self.slurm.user_accounts(self.user.name)
+        return render_form(self.site, live, previous=previous, prefill=prefill, user_accounts=accounts)
 
     def options_from_query(self, query_data):
         """Launch links (/hub/spawn?partition=gpu&gpus=1&runtime=60) pre-fill the form; they submit nothing.
@@ -151,7 +152,13 @@ class AIFSlurmSpawner(SlurmSpawner):
 
     def options_from_form(self, formdata):
         try:
-            return validate_options(form_to_options(formdata), self.site, None, from_form=True).as_user_options()
+            # Typed here; checked against live limits and the user's accounts in apply_user_options.
+            options = form_to_options(formdata)
+            account = options.pop("account", "")
+            typed = validate_options(options, self.site, None, from_form=True).as_user_options()
+            if account:
+                typed["account"] = account
+            return typed
         except OptionsError as err:
             raise _bad_request(str(err)) from None
 
@@ -159,8 +166,9 @@ class AIFSlurmSpawner(SlurmSpawner):
     def _apply_default(self):
         async def apply(spawner: "AIFSlurmSpawner", user_options: dict) -> None:
             live = await spawner.live_partitions()
+            accounts = await spawner.slurm.user_accounts(spawner.user.name) if user_options.get("account") else []
             try:
-                spawner.request = validate_options(user_options, spawner.site, live)
+                spawner.request = validate_options(user_options, spawner.site, live, user_accounts=accounts)
             except OptionsError as err:
                 # JupyterHub stored the refused options already; put back the last accepted ones so
                 # that a later request without options (POST {}) does not replay the refused ones.

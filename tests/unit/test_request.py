@@ -136,3 +136,12 @@ def test_no_string_but_an_offered_name_passes(name):
         except OptionsError:
             continue
         assert getattr(r, key) in NAMES_OK[key] | {"cpu"}
+
+
+def test_the_users_own_slurm_associations_are_offered_besides_the_sites():
+    r = validate_options({"account": "proj-mine"}, SITE, LIVE, user_accounts=["proj-mine"])
+    assert r.account == "proj-mine"
+    with pytest.raises(OptionsError, match="account 'proj-other' is not offered; allowed: proj-mine"):
+        validate_options({"account": "proj-other"}, SITE, LIVE, user_accounts=["proj-mine"])
+    r = validate_options({"partition": "dev-g", "account": "project_9"}, LUMI, user_accounts=["project_9"])
+    assert r.account == "project_9"
