@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_check.add_argument("course", nargs="?", help="course id (default: every course)")
     p_check.add_argument("--module", "-m", action="append", default=None, help="only this module (repeatable)")
     p_check.add_argument("--root", type=Path, default=None, help="folder of courses (default: the installed ones)")
-    p_check.add_argument("--jobs", "-j", type=int, default=None, help="modules proved in parallel (default: CPUs)")
+    p_check.add_argument("--jobs", "-j", type=int, default=None, help="modules proved in parallel (default: CPUs + 1)")
     p_check.add_argument("--timeout", type=int, default=60, help="seconds a notebook cell may run (default 60)")
     p_check.add_argument("--keep", action="store_true", help="keep the nbgrader course directories")
     p_check.add_argument("--workdir", default=None, help="where to create them (default: a temporary folder)")
@@ -52,8 +52,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["local", "auto", "slurm", "inherit"],
         help="AIFW_DASK_BACKEND for the notebooks (default local; inherit = keep the environment's)",
     )
+    p_check.add_argument(
+        "--wrong", action="append", default=None, metavar="TEST_ID",
+        help="plant only this test cell's wrong answer (repeatable; for quick iteration on one exercise)",
+    )
     p_check.add_argument("--json", dest="json_out", default=None, help="write the results as JSON to this file")
     p_check.set_defaults(func=cmd_check)
+
+    from .publish import register_publish_commands
+
+    register_publish_commands(sub)
 
 
 def _console() -> Console:
@@ -123,6 +131,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         keep=args.keep,
         workdir=args.workdir,
         dask_backend=None if args.dask_backend == "inherit" else args.dask_backend,
+        only_wrong=tuple(args.wrong) if args.wrong else None,
     )
     start = time.monotonic()
     with Progress(
@@ -136,7 +145,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         disable=not console.is_terminal and not os.environ.get("AIFW_FORCE_PROGRESS"),
     ) as bar:
         tasks = {
-            module_key(c.id, m): bar.add_task(module_key(c.id, m), total=planned_steps(c, m), last="queued")
+            module_key(c.id, m): bar.add_task(
+                module_key(c.id, m), total=planned_steps(c, m, options.only_wrong), last="queued"
+            )
             for c, m in targets
         }
 
@@ -146,7 +157,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         def done(p: ModuleProof) -> None:
             key = module_key(p.course, p.module)
-            bar.update(tasks[key], completed=planned_steps(*_find(targets, p)), last="ok" if p.ok else "FAILED")
+            total = planned_steps(*_find(targets, p), options.only_wrong)
+            bar.update(tasks[key], completed=total, last="ok" if p.ok else "FAILED")
             if not console.is_terminal:
                 console.print(f"{key}: {'ok' if p.ok else 'FAILED'} ({p.seconds:.1f} s)")
 

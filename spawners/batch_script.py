@@ -39,6 +39,9 @@ class ScriptContext:
     home: str
     command: Sequence[str]
     job_name_prefix: str = "aifw"
+    # Trusted set-up commands (argv lists from the hub's own config, e.g. copying course notebooks into
+    # the learner's home); each runs before the server, and its failure does not stop the session.
+    setup: Sequence[Sequence[str]] = ()
 
 
 def log_path(home: str) -> str:
@@ -74,6 +77,8 @@ def build_batch_script(request: SessionRequest, environment: Environment, ctx: S
         "set -eo pipefail",
         'echo "AIF Workbench session: job $SLURM_JOB_ID on $(hostname) as $(id -un)"',
     ]
+    for argv in ctx.setup:
+        lines.append(shlex.join(list(argv)) + " || echo 'AIF Workbench: session set-up step failed (continuing)' >&2")
     if environment.prologue.strip():
         lines += [f"# environment: {_check(_NAME, environment.name, 'environment')}", environment.prologue.rstrip()]
     lines += ["exec " + shlex.join(list(ctx.command)), ""]

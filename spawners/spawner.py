@@ -192,6 +192,13 @@ class AIFSlurmSpawner(SlurmSpawner):
         venv_bin = self.site.paths.venv / "bin"
         return [str(venv_bin / "batchspawner-singleuser"), str(venv_bin / "jupyterhub-singleuser"), *self.get_args()]
 
+    def session_setup(self) -> list[list[str]]:
+        """Trusted commands run in the job before JupyterLab: put the site's courses in the learner's home."""
+        if not self.site.courses:
+            return []
+        share = Path(self.site.paths.runtime_prefix) / "share" / "courses"
+        return [[str(self.site.paths.venv / "bin" / "aifw"), "courses", "sync", "--share", str(share), *self.site.courses]]
+
     def _home(self) -> str:
         try:
             return pwd.getpwnam(self.user.name).pw_dir
@@ -325,7 +332,9 @@ class AIFSlurmSpawner(SlurmSpawner):
             self.server.port = 0
         env = site.environment(req.environment)
         assert env is not None  # validated
-        script = build_batch_script(req, env, ScriptContext(self.user.name, self._home(), self.session_command()))
+        script = build_batch_script(
+            req, env, ScriptContext(self.user.name, self._home(), self.session_command(), setup=self.session_setup())
+        )
         try:
             self.job_id = await self.slurm.submit(script, user=self.user.name, env=self.get_env())
         except SlurmRejected as err:

@@ -191,11 +191,16 @@ def start_slurm(stack: Stack) -> None:
         return
     write_slurm_config(stack)
     env = dict(os.environ, SLURM_CONF=str(sp.conf))
+    cold_start = read_pid(sp.ctld_pid) is None and read_pid(sp.slurmd_pid) is None
     if read_pid(sp.ctld_pid) is None:
         subprocess.run(["/usr/sbin/slurmctld", "-i", "-f", str(sp.conf)], check=True, env=env)
     if read_pid(sp.slurmd_pid) is None:
         subprocess.run(["/usr/sbin/slurmd", "-N", "localhost", "-f", str(sp.conf)], check=True, env=env)
     wait_for(lambda: node_ready(stack), 60, "the Slurm node", f"See {sp.log_dir}/slurmctld.log and slurmd.log.")
+    if cold_start:
+        # Jobs recovered from the saved state belong to a run that was killed (machine restart): none of
+        # them can still be running, so clear them rather than let them hold slots.
+        cancel_all_jobs(stack)
     _say(f"Slurm is up (cluster {stack.site.sandbox.cluster_name}, SLURM_CONF={sp.conf})")
 
 
@@ -389,8 +394,26 @@ def up(stack: Stack) -> bool:
             "logs": str(stack.logs),
         },
     )
+    publish_courses(stack)
     start_hub(stack, token)
     return True
+
+
+def publish_courses(stack: Stack) -> None:
+    """Learner copies of the site's courses, world-readable under home/share/courses (when changed)."""
+    if not stack.site.courses:
+        return
+    from aifw.courses.catalogue import load_catalogue
+    from aifw.courses.publish import publish
+
+    wanted = set(stack.site.courses)
+    courses = [c for c in load_catalogue() if c.id in wanted]
+    missing = wanted - {c.id for c in courses}
+    if missing:
+        raise SandboxError(f"the site file names course(s) that are not installed: {', '.join(sorted(missing))}")
+    (stack.home / "share").mkdir(exist_ok=True)
+    (stack.home / "share").chmod(0o755)
+    publish(courses, stack.home / "share" / "courses", say=_say)
 
 
 def down(stack: Stack) -> None:
