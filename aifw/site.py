@@ -133,6 +133,14 @@ class SandboxSettings(_Model):
     demo_users: list[DemoUser] = Field([], description="Unix accounts created with generated passwords.")
 
 
+class CourseEntry(_Model):
+    """A course offered on this hub and who takes part in it (a plain course id is also accepted)."""
+
+    id: SlurmName = Field(description="Course id: a folder of courses/ with a course.yaml.")
+    trainers: list[UnixUser] = Field([], description="Users who teach it: JupyterHub group course-<id>-trainers.")
+    learners: list[UnixUser] = Field([], description="Users who take it: JupyterHub group course-<id>-learners.")
+
+
 class Site(_Model):
     """A site: its hub, its Slurm, its partitions, environments and courses."""
 
@@ -142,7 +150,7 @@ class Site(_Model):
     paths: PathSettings = Field(PathSettings(), description="Where the runtime lives.")
     partitions: list[Partition] = Field(min_length=1, description="Partitions offered to sessions (one may be the default).")
     environments: list[Environment] = Field([Environment(name="default")], min_length=1, description="Named software environments; the first is the default.")
-    courses: list[SlurmName] = Field([], description="Course ids (folders of courses/) offered on this hub.")
+    courses: list[CourseEntry] = Field([], description="Courses offered on this hub, with their trainers and learners.")
     sandbox: SandboxSettings | None = Field(None, description="Only for the one-machine sandbox (absent on a real site).")
 
     @field_validator("partitions")
@@ -156,6 +164,21 @@ class Site(_Model):
         if len(defaults) > 1:
             raise ValueError(f"at most one partition may be the default; got {', '.join(defaults)}")
         return parts
+
+    @field_validator("courses", mode="before")
+    @classmethod
+    def _course_ids_as_entries(cls, value):
+        if isinstance(value, list):
+            return [{"id": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("courses")
+    @classmethod
+    def _courses_unique(cls, courses: list[CourseEntry]) -> list[CourseEntry]:
+        ids = [c.id for c in courses]
+        if len(set(ids)) != len(ids):
+            raise ValueError("course ids must be unique")
+        return courses
 
     @field_validator("environments")
     @classmethod
@@ -184,9 +207,15 @@ class Site(_Model):
         return next((e for e in self.environments if e.name == name), None)
 
     @property
+    def course_ids(self) -> list[str]:
+        return [c.id for c in self.courses]
+
+    @property
     def users(self) -> list[str]:
-        """Everyone who may log in: admins, allowed users and the sandbox's demo users."""
+        """Everyone who may log in: admins, allowed users, course members and the sandbox's demo users."""
         names = list(self.hub.admin_users) + list(self.hub.allowed_users)
+        for course in self.courses:
+            names += course.trainers + course.learners
         if self.sandbox:
             names += [u.name for u in self.sandbox.demo_users]
         return sorted(set(names))

@@ -35,6 +35,14 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None, sit
         jh["services"] = [{"name": ADMIN_SERVICE, "api_token": admin_token}]
         jh["load_roles"] = [{"name": "aifw-admin", "scopes": ADMIN_SCOPES, "services": [ADMIN_SERVICE]}]
     allowed = sorted(set(site.users) - set(hub.admin_users))
+    # Each course becomes two JupyterHub groups; membership is synced from the site file at hub start
+    # and can be changed at run time through the REST API (/hub/api/groups/...).
+    groups = {}
+    for course in site.courses:
+        groups[f"course-{course.id}-trainers"] = {"users": list(course.trainers), "properties": {"course": course.id, "role": "trainer"}}
+        groups[f"course-{course.id}-learners"] = {"users": list(course.learners), "properties": {"course": course.id, "role": "learner"}}
+    if groups:
+        jh["load_groups"] = groups
     return {
         "JupyterHub": jh,
         "ConfigurableHTTPProxy": {

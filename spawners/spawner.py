@@ -194,10 +194,10 @@ class AIFSlurmSpawner(SlurmSpawner):
 
     def session_setup(self) -> list[list[str]]:
         """Trusted commands run in the job before JupyterLab: put the site's courses in the learner's home."""
-        if not self.site.courses:
+        if not self.site.course_ids:
             return []
         share = Path(self.site.paths.runtime_prefix) / "share" / "courses"
-        return [[str(self.site.paths.venv / "bin" / "aifw"), "courses", "sync", "--share", str(share), *self.site.courses]]
+        return [[str(self.site.paths.venv / "bin" / "aifw"), "courses", "sync", "--share", str(share), *self.site.course_ids]]
 
     def _home(self) -> str:
         try:

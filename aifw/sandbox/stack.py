@@ -401,12 +401,12 @@ def up(stack: Stack) -> bool:
 
 def publish_courses(stack: Stack) -> None:
     """Learner copies of the site's courses, world-readable under home/share/courses (when changed)."""
-    if not stack.site.courses:
+    if not stack.site.course_ids:
         return
     from aifw.courses.catalogue import load_catalogue
     from aifw.courses.publish import publish
 
-    wanted = set(stack.site.courses)
+    wanted = set(stack.site.course_ids)
     courses = [c for c in load_catalogue() if c.id in wanted]
     missing = wanted - {c.id for c in courses}
     if missing:

@@ -30,3 +30,11 @@ def test_a_new_session_has_the_course_and_keeps_the_learners_edits(stack, hub):
     assert hub.start(name, {"partition": "cpu"}).status_code in (201, 202)
     hub.wait_ready(name)
     assert "my notes" in first.read_text()
+
+
+def test_courses_in_the_site_file_are_hub_groups(stack, hub):
+    learners = hub.api("GET", "/groups/course-aif-foundations-learners").json()
+    trainers = hub.api("GET", "/groups/course-aif-foundations-trainers").json()
+    assert sorted(learners["users"]) == ["test-learner1", "test-learner2"]
+    assert trainers["users"] == ["test-trainer1"]
+    assert learners["properties"] == {"course": "aif-foundations", "role": "learner"}

@@ -56,3 +56,16 @@ def test_config_file_refuses_a_wrong_site_file_naming_the_key(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"AIFW_SITE": str(bad), "PATH": "/usr/bin:/bin"})
     assert p.returncode == 2
     assert "cannot start the hub" in p.stderr and "partitions[0].max_cpus" in p.stderr
+
+
+def test_each_course_becomes_a_trainers_and_a_learners_group():
+    s = build_settings(load_site(example_site_path("sandbox")), home="/x")
+    groups = s["JupyterHub"]["load_groups"]
+    assert groups["course-aif-foundations-trainers"]["users"] == ["trainer1"]
+    assert groups["course-aif-foundations-learners"]["users"] == ["learner1", "learner2", "learner3"]
+    assert groups["course-aif-foundations-learners"]["properties"] == {"course": "aif-foundations", "role": "learner"}
+
+
+def test_a_plain_course_id_is_a_course_without_members():
+    site = load_site(example_site_path("lumi-like"))
+    assert site.course_ids == ["aif-foundations"] and site.courses[0].learners == []
