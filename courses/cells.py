@@ -143,8 +143,9 @@ def strip_solution_markers(text: str) -> str:
     return "\n".join(lines)
 
 
-def secret_and_public_lines(nb: dict) -> tuple[list[str], set[str]]:
-    """Lines a learner must not see (solutions, model answers, hidden tests) and lines they do see."""
+def secret_and_public_lines(nb: dict, solutions: bool = True) -> tuple[list[str], set[str]]:
+    """Lines a learner must not see (hidden tests, model answers and - unless ``solutions=False`` - the
+    code of solution cells) and lines they do see."""
     secret: list[str] = []
     public: set[str] = set()
     for c in cells(nb):
@@ -153,11 +154,13 @@ def secret_and_public_lines(nb: dict) -> tuple[list[str], set[str]]:
         secret.extend(hidden)
         rest_text = "\n".join(rest)
         if c.kind in ("solution", "manual"):
+            keep = solutions or c.kind == "manual"
             if SOLUTION_BEGIN in rest_text:
                 sol, visible = _regions(rest_text, SOLUTION_BEGIN, SOLUTION_END)
-                secret.extend(sol)
+                if keep:
+                    secret.extend(sol)
                 public.update(normalise(ln) for ln in visible)
-            else:  # nbgrader replaces the whole cell by the stub
+            elif keep:  # nbgrader replaces the whole cell by the stub
                 secret.extend(rest)
         else:
             public.update(normalise(ln) for ln in rest)
@@ -171,18 +174,18 @@ def normalise(line: str) -> str:
     return _WS.sub(" ", line).strip()
 
 
-def is_meaningful(line: str, min_chars: int = 8) -> bool:
+def is_meaningful(line: str, min_chars: int = 12) -> bool:
     """Long enough and with enough letters/digits that finding it elsewhere is not a coincidence."""
     text = normalise(line)
     return len(text) >= min_chars and sum(ch.isalnum() for ch in text) >= 4
 
 
-def secret_lines(nbs: Iterable[dict]) -> list[str]:
+def secret_lines(nbs: Iterable[dict], solutions: bool = True) -> list[str]:
     """Normalised secret lines of several notebooks, minus lines that also appear in learner-visible text."""
     secrets: list[str] = []
     public: set[str] = set()
     for nb in nbs:
-        s, p = secret_and_public_lines(nb)
+        s, p = secret_and_public_lines(nb, solutions)
         secrets.extend(s)
         public |= p
     public_text = "\n".join(sorted(public))
@@ -219,12 +222,12 @@ def notebook_text(nb: dict) -> str:
     return "\n".join(parts)
 
 
-def find_leaks(text: str, secrets: Iterable[str], long_line: int = 20) -> list[str]:
-    """Secret lines found in ``text``: as a whole line, or (for long ones) anywhere inside it."""
-    lines = {normalise(ln) for ln in text.splitlines()}
-    flat = normalise(text)
+def find_leaks(text: str, secrets: Iterable[str]) -> list[str]:
+    """nbgrader markers and secret lines found anywhere in ``text`` (whitespace-insensitive).
+
+    Substring matching is safe because :func:`secret_lines` already dropped every line that occurs in
+    the learner-visible text of the sources (the release is made of that text plus nbgrader's stubs)."""
+    flat = " ".join(normalise(ln) for ln in text.splitlines())
     leaks = [m for m in MARKERS if m in text]
-    for s in secrets:
-        if s in lines or (len(s) >= long_line and s in flat):
-            leaks.append(s)
+    leaks += [s for s in secrets if s in flat]
     return leaks

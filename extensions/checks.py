@@ -4,11 +4,11 @@ Where the tests live (and why nothing hidden can leak through here): an exercise
 nbgrader source starts with its visible tests, wrapped in a function decorated with :func:`check`, and
 ends with the hidden tests between the ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS`` markers::
 
-    @check("Exercise 2a: GPUs from CUDA_VISIBLE_DEVICES", hint="Split the value on commas.")
+    @check("Exercise 1a: adding", hint="Use the + operator.")
     def _():
-        assert visible_gpus({"CUDA_VISIBLE_DEVICES": "0,1"}) == ["0", "1"]
+        assert add(1, 2) == 3, f"add(1, 2) should be 3, got {add(1, 2)}"
     ### BEGIN HIDDEN TESTS
-    assert visible_gpus({"CUDA_VISIBLE_DEVICES": " 2 , 3 "}) == ["2", "3"]
+    assert add(-7, 7) == 0
     ### END HIDDEN TESTS
 
 ``nbgrader generate_assignment`` removes the hidden region, so the learner's copy holds only the

@@ -33,6 +33,7 @@ The returned cluster carries two extra attributes: ``aifw_backend`` (``"slurm"``
 """
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -278,15 +279,15 @@ def _local_names() -> set[str]:
 
 def _route_address(target: str) -> str | None:
     """This machine's source address towards ``target`` (a UDP connect sends no packet)."""
+    address = None
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect((target, 9))
-            return s.getsockname()[0]
+            address = s.getsockname()[0]
     except OSError:
-        try:
-            return socket.gethostbyname(socket.gethostname())
-        except OSError:
-            return None
+        with contextlib.suppress(OSError):
+            address = socket.gethostbyname(socket.gethostname())
+    return address
 
 
 def _dashboard_address() -> str:

@@ -71,12 +71,12 @@ if [ ! -f "$deps_stamp" ]; then
 fi
 
 # The project itself, non-editable (learners' jobs import it from the prefix), when its files changed.
-src_hash=$(cd "$REPO" && find aifw hub_config spawners extensions courses notebooks pyproject.toml -type f \
+src_hash=$(cd "$REPO" && find core hub_config spawners extensions courses notebooks pyproject.toml -type f \
   -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
 if [ "$(cat "$VENV/.aifw-src" 2>/dev/null)" != "$src_hash" ]; then
   say "installing aif-workbench from $REPO"
   build=$(mktemp -d)
-  cp -r "$REPO"/{aifw,hub_config,spawners,extensions,courses,notebooks,pyproject.toml,README.md} "$build"/
+  cp -r "$REPO"/{core,hub_config,spawners,extensions,courses,notebooks,pyproject.toml,README.md} "$build"/
   quiet_pip install -q --no-deps --no-build-isolation --force-reinstall "$build"
   rm -rf "$build"
   echo "$src_hash" > "$VENV/.aifw-src"
@@ -99,4 +99,10 @@ cat > "$VENV/share/jupyter/lab/settings/overrides.json" <<'JSON'
 }
 JSON
 chmod -R a+rX "$HOME_DIR/venv"
+# Course sources hold the answers and hidden tests: only root (the hub, trainers' tools run by root)
+# may read them. Learners get nbgrader's release copies (published to share/courses).
+for course in "$VENV"/lib/python3*/site-packages/aifw/courses/*/; do
+  [ -d "$course/source" ] && chmod -R go-rwx "$course/source"
+  [ -f "$course/wrong_answers.yaml" ] && chmod go-rwx "$course/wrong_answers.yaml"
+done
 say "runtime ready in $HOME_DIR"

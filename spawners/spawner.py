@@ -174,7 +174,7 @@ class AIFSlurmSpawner(SlurmSpawner):
                 # that a later request without options (POST {}) does not replay the refused ones.
                 spawner.forget_refused_options()
                 raise _bad_request(str(err)) from None
-            spawner.last_request = spawner.request.as_user_options()
+
 
         return apply
 
@@ -338,6 +338,7 @@ class AIFSlurmSpawner(SlurmSpawner):
         try:
             self.job_id = await self.slurm.submit(script, user=self.user.name, env=self.get_env())
         except SlurmRejected as err:
+            self.forget_refused_options()
             raise SpawnFailed(f"Slurm refused the session: {err}") from None
         except SlurmUnavailable as err:
             raise SpawnFailed(f"Slurm did not answer ({err}); nothing was submitted. Try again in a minute.") from None
@@ -351,12 +352,16 @@ class AIFSlurmSpawner(SlurmSpawner):
             10,
         )
         try:
-            return await self._wait_until_serving()
+            served = await self._wait_until_serving()
         except asyncio.CancelledError:
             raise
         except SpawnFailed:
             await self._cancel_quietly()
+            self.forget_refused_options()
             raise
+        self.last_request = req.as_user_options()  # remembered only once it worked
+        self._save_state()
+        return served
 
     async def _queue_explanation(self, info: JobInfo) -> str:
         """What Slurm says about a pending job: reason, position, estimated start, a faster option."""

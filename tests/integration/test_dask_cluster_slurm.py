@@ -1,6 +1,7 @@
 """dask_cluster() against the real Slurm: a worker really runs as a Slurm job, and the job is gone after close.
 
-Skips (with the reason) where `sinfo` does not answer. Honours SLURM_CONF from the environment.
+Which Slurm: the one `sinfo` answers from in this environment (SLURM_CONF honoured); otherwise, when running as
+root, the test stack's (the `stack` fixture of tests/conftest.py); otherwise the tests skip, saying why.
 """
 from __future__ import annotations
 
@@ -15,12 +16,20 @@ from aifw.extensions.dask_cluster import dask_cluster, probe_slurm
 pytestmark = pytest.mark.integration
 
 
-def _require_slurm():
+@pytest.fixture
+def slurm(request, monkeypatch):
+    """A Slurm that answers (its probe); SLURM_CONF in os.environ points at it."""
     probe = probe_slurm(timeout=5)
+    if probe.available:
+        return probe
+    if os.geteuid() != 0:
+        pytest.skip(f"Slurm does not answer here ({probe.reason}) and the test stack needs root; "
+                    "set SLURM_CONF to a running Slurm to run this test")
+    info = request.getfixturevalue("stack")
+    monkeypatch.setenv("SLURM_CONF", info.slurm_conf)
+    probe = probe_slurm(timeout=10)
     if not probe.available:
-        pytest.skip(
-            f"Slurm does not answer here ({probe.reason}); start the sandbox Slurm or set SLURM_CONF to run this test"
-        )
+        pytest.fail(f"the test stack's Slurm does not answer: {probe.reason}")
     return probe
 
 
@@ -34,8 +43,7 @@ def _squeue_state(job_id: str) -> str:
     return proc.stdout.strip()
 
 
-def test_worker_runs_as_a_slurm_job_and_is_cancelled_on_close(tmp_path):
-    _require_slurm()
+def test_worker_runs_as_a_slurm_job_and_is_cancelled_on_close(slurm, tmp_path):
     from dask.distributed import Client
 
     cluster = dask_cluster(
@@ -71,9 +79,8 @@ def test_worker_runs_as_a_slurm_job_and_is_cancelled_on_close(tmp_path):
     assert all(s in {"", "COMPLETING", "CANCELLED", "COMPLETED"} for s in states.values()), states
 
 
-def test_unknown_partition_names_the_real_ones():
-    probe = _require_slurm()
+def test_unknown_partition_names_the_real_ones(slurm):
     with pytest.raises(ValueError) as err:
         dask_cluster(partition="no-such-partition-xyz", quiet=True)
-    for name in probe.partitions:
+    for name in slurm.partitions:
         assert name in str(err.value)

@@ -1,17 +1,24 @@
 """Every researcher template in notebooks/ (package aifw.notebooks) runs top to bottom and says what it should.
 
-The notebooks run on CPU without Slurm; where Slurm answers, 02 starts its Dask workers as Slurm jobs and 03
-launches with srun only inside an allocation with >= 2 tasks (otherwise torchrun, 2 gloo processes).
+`test_template_runs` runs each notebook in the test process's environment (Slurm or not: the templates must
+work both ways). Two more tests run them on Slurm: 02 with its Dask workers as Slurm jobs, and 03 inside an
+allocation of 2 tasks, where it must launch with srun. Their Slurm is the one `sinfo` answers from here, else
+(as root) the test stack's; otherwise they skip, saying why.
 """
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from importlib import resources
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from aifw.extensions.dask_cluster import BACKEND_ENV, probe_slurm
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +114,66 @@ def test_template_runs(name, tmp_path):
     if name == "04-model-explorer-widgets.ipynb":
         assert _outputs(nb, "application/vnd.jupyter.widget-view+json") >= 1, "no widget displayed"
     assert seconds < NOTEBOOK_BUDGET_S, f"{name} took {seconds:.0f} s"
+
+
+# ---------------------------------------------------------------- on Slurm
+@pytest.fixture
+def slurm(request, monkeypatch):
+    """A Slurm that answers; SLURM_CONF in os.environ (inherited by kernels and salloc) points at it."""
+    probe = probe_slurm(timeout=5)
+    if probe.available:
+        return probe
+    if os.geteuid() != 0:
+        pytest.skip(f"Slurm does not answer here ({probe.reason}) and the test stack needs root; "
+                    "set SLURM_CONF to a running Slurm to run this test")
+    info = request.getfixturevalue("stack")
+    monkeypatch.setenv("SLURM_CONF", info.slurm_conf)
+    probe = probe_slurm(timeout=10)
+    if not probe.available:
+        pytest.fail(f"the test stack's Slurm does not answer: {probe.reason}")
+    return probe
+
+
+def _jobs_named(name: str) -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-n", name, "-o", "%i %T"], capture_output=True, text=True, timeout=30)
+    return [ln for ln in out.stdout.splitlines() if ln.split()[1:2] and ln.split()[1] in {"PENDING", "RUNNING", "CONFIGURING"}]
+
+
+def test_dask_template_runs_its_workers_as_slurm_jobs(slurm, tmp_path, monkeypatch):
+    monkeypatch.setenv(BACKEND_ENV, "slurm")  # no silent fallback to a LocalCluster
+    name = "02-dask-sweep-on-slurm.ipynb"
+    nb = nbformat.reads(resources.files("aifw.notebooks").joinpath(name).read_text(), as_version=4)
+    NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = _text(nb)
+    assert "backend: slurm" in text, text[-2000:]
+    assert re.search(r"on \S+ job \d+ pid \d+", text), "no task ran inside a Slurm job"
+    deadline = time.monotonic() + 30
+    while _jobs_named("aifw-dask") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _jobs_named("aifw-dask"), "the worker jobs are still there after cluster.close()"
+
+
+_RUN_NOTEBOOK = (
+    "import sys, nbformat\n"
+    "from nbclient import NotebookClient\n"
+    "nb = nbformat.read(sys.argv[1], as_version=4)\n"
+    "NotebookClient(nb, timeout=int(sys.argv[4]), kernel_name='python3',\n"
+    "               resources={'metadata': {'path': sys.argv[3]}}).execute()\n"
+    "nbformat.write(nb, sys.argv[2])\n"
+)
+
+
+def test_ddp_template_uses_srun_inside_an_allocation(slurm, tmp_path):
+    name = "03-ddp-across-the-allocation.ipynb"
+    out = tmp_path / "out.ipynb"
+    with resources.as_file(resources.files("aifw.notebooks").joinpath(name)) as src:
+        proc = subprocess.run(
+            ["salloc", "--ntasks=2", "--time=10", "--job-name=aifw-test-ddp",
+             sys.executable, "-c", _RUN_NOTEBOOK, str(src), str(out), str(tmp_path), str(CELL_TIMEOUT_S)],
+            capture_output=True, text=True, timeout=NOTEBOOK_BUDGET_S * 2,
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = _text(nbformat.read(out, as_version=4))
+    assert re.search(r"LAUNCH: srun: 2 tasks across the allocation", text), text[-2000:]
+    assert re.search(r"DDP RESULT: world_size=2 backend=(gloo|nccl) test_accuracy=0\.9\d\d identical=True", text), text[-2000:]

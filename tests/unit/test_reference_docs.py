@@ -15,3 +15,10 @@ def test_config_reference_matches_the_code():
 def test_every_site_key_is_documented():
     missing = [line.split("|")[1].strip() for line in render().splitlines() if line.startswith("| `") and line.rstrip().endswith("|  |")]
     assert missing == []
+
+
+def test_course_catalogue_doc_matches_the_course_files():
+    from aifw.courses.publish import catalogue_markdown
+
+    doc = DOC.with_name("catalogue.md")
+    assert doc.read_text() == catalogue_markdown(), "docs/catalogue.md is stale: run `aifw courses catalogue > docs/catalogue.md`"
