@@ -2,7 +2,6 @@
 spawner's trait help strings, so the docs cannot drift from the code: `aifw reference > docs/config-reference.md`."""
 from __future__ import annotations
 
-import argparse
 import inspect
 import re
 import typing

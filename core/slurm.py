@@ -182,9 +182,9 @@ def parse_partitions(scontrol_text: str, nodes_text: str) -> list[PartitionInfo]
             pname, {"name": pname, "available": True, "default": False, "max_time_minutes": None, "nodes": []}
         )
         try:
-            alloc, idle, _other, _total = (int(x) for x in cpus_aio.split("/"))
+            _alloc, idle, _other, _total = (int(x) for x in cpus_aio.split("/"))
         except ValueError:
-            alloc, idle = 0, 0
+            idle = 0
         entry["nodes"].append(
             {
                 "name": node,

@@ -13,7 +13,6 @@ replaces what it gets wrong:
 from __future__ import annotations
 
 import asyncio
-import os
 import pwd
 import socket
 import time

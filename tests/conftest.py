@@ -69,6 +69,26 @@ def stack():
 
 
 @pytest.fixture
+def slurm(request, monkeypatch):
+    """A Slurm that answers, with SLURM_CONF in os.environ pointing at it (inherited by kernels, srun,
+    dask-jobqueue): the one already configured here, else the test stack's (started on demand, as root)."""
+    from aifw.extensions.dask_cluster import probe_slurm
+
+    probe = probe_slurm(timeout=5)
+    if probe.available:
+        return probe
+    if os.geteuid() != 0:
+        pytest.skip(f"Slurm does not answer here ({probe.reason}) and the test stack needs root; "
+                    "set SLURM_CONF to a running Slurm to run this test")
+    info = request.getfixturevalue("stack")
+    monkeypatch.setenv("SLURM_CONF", info.slurm_conf)
+    probe = probe_slurm(timeout=10)
+    if not probe.available:
+        pytest.fail(f"the test stack's Slurm does not answer: {probe.reason}")
+    return probe
+
+
+@pytest.fixture
 def hub(stack) -> HubClient:
     client = HubClient(stack)
     yield client

@@ -19,7 +19,6 @@ import secrets
 import shutil
 import stat
 import subprocess
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import yaml
 from aifw.site import Site, load_site, site_from_dict
 from aifw.slurm import SlurmClient, SlurmError
 
-from .processes import SandboxError, pid_alive, read_pid, spawn_background, stop_pid_file, wait_for
+from .processes import SandboxError, read_pid, spawn_background, stop_pid_file, wait_for
 from .slurm_conf import SlurmPaths, render_gres_conf, render_slurm_conf
 
 MUNGE_PID = Path("/run/munge/munged.pid")

@@ -153,24 +153,6 @@ def test_a_broken_course_is_reported_with_what_to_fix(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- the Dask module on real Slurm
-@pytest.fixture
-def slurm(request, monkeypatch):
-    """A Slurm that answers; SLURM_CONF in os.environ points at it (the test stack's when run as root)."""
-    import os
-
-    from aifw.extensions.dask_cluster import probe_slurm
-
-    probe = probe_slurm(timeout=5)
-    if probe.available:
-        return probe
-    if os.geteuid() != 0:
-        pytest.skip(f"Slurm does not answer here ({probe.reason}) and the test stack needs root")
-    info = request.getfixturevalue("stack")
-    monkeypatch.setenv("SLURM_CONF", info.slurm_conf)
-    probe = probe_slurm(timeout=10)
-    if not probe.available:
-        pytest.fail(f"the test stack's Slurm does not answer: {probe.reason}")
-    return probe
 
 
 def test_the_dask_exercises_grade_the_same_with_slurm_workers(slurm, tmp_path):

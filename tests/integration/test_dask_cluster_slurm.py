@@ -11,26 +11,9 @@ import time
 
 import pytest
 
-from aifw.extensions.dask_cluster import dask_cluster, probe_slurm
+from aifw.extensions.dask_cluster import dask_cluster
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def slurm(request, monkeypatch):
-    """A Slurm that answers (its probe); SLURM_CONF in os.environ points at it."""
-    probe = probe_slurm(timeout=5)
-    if probe.available:
-        return probe
-    if os.geteuid() != 0:
-        pytest.skip(f"Slurm does not answer here ({probe.reason}) and the test stack needs root; "
-                    "set SLURM_CONF to a running Slurm to run this test")
-    info = request.getfixturevalue("stack")
-    monkeypatch.setenv("SLURM_CONF", info.slurm_conf)
-    probe = probe_slurm(timeout=10)
-    if not probe.available:
-        pytest.fail(f"the test stack's Slurm does not answer: {probe.reason}")
-    return probe
 
 
 def _squeue_state(job_id: str) -> str:

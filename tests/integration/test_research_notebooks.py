@@ -7,7 +7,6 @@ allocation of 2 tasks, where it must launch with srun. Their Slurm is the one `s
 """
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from aifw.extensions.dask_cluster import BACKEND_ENV, probe_slurm
+from aifw.extensions.dask_cluster import BACKEND_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -117,21 +116,6 @@ def test_template_runs(name, tmp_path):
 
 
 # ---------------------------------------------------------------- on Slurm
-@pytest.fixture
-def slurm(request, monkeypatch):
-    """A Slurm that answers; SLURM_CONF in os.environ (inherited by kernels and salloc) points at it."""
-    probe = probe_slurm(timeout=5)
-    if probe.available:
-        return probe
-    if os.geteuid() != 0:
-        pytest.skip(f"Slurm does not answer here ({probe.reason}) and the test stack needs root; "
-                    "set SLURM_CONF to a running Slurm to run this test")
-    info = request.getfixturevalue("stack")
-    monkeypatch.setenv("SLURM_CONF", info.slurm_conf)
-    probe = probe_slurm(timeout=10)
-    if not probe.available:
-        pytest.fail(f"the test stack's Slurm does not answer: {probe.reason}")
-    return probe
 
 
 def _jobs_named(name: str) -> list[str]:
