@@ -153,11 +153,10 @@ class AIFSlurmSpawner(SlurmSpawner):
         try:
             # Typed here; checked against live limits and the user's accounts in apply_user_options.
             options = form_to_options(formdata)
-            account = options.pop("account", "")
-            typed = validate_options(options, self.site, None, from_form=True).as_user_options()
-            if account:
-                typed["account"] = account
-            return typed
+            account = options.get("account")
+            # The account is checked against the user's Slurm associations in apply_user_options.
+            extra = [account] if isinstance(account, str) and account else None
+            return validate_options(options, self.site, None, from_form=True, user_accounts=extra).as_user_options()
         except OptionsError as err:
             raise _bad_request(str(err)) from None
 
