@@ -403,15 +403,6 @@ class SlurmClient:
             if not _INVALID_JOB.search(str(err)):
                 raise
 
-    async def jobs(self, *, user: str | None = None, states: str | None = None) -> list[JobInfo]:
-        args = ["-h", "-o", SQUEUE_JOB_FORMAT]
-        if user:
-            args += ["-u", user]
-        if states:
-            args += ["-t", states]
-        res = await self.run("squeue", args)
-        return parse_squeue_jobs(res.stdout)
-
     async def pending_order(self, partition: str) -> list[str]:
         """Ids of the jobs pending in a partition, in the order Slurm will consider them (priority)."""
         res = await self.run("squeue", ["-h", "-t", "PENDING", "-p", partition, "--sort=-p,i", "-o", "%i"])
