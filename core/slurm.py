@@ -430,9 +430,11 @@ class SlurmClient:
 
     # -- cluster ------------------------------------------------------------------------------
     async def partitions(self) -> list[PartitionInfo]:
-        parts = await self.run("scontrol", ["show", "partition", "-o"])
-        nodes = await self.run("sinfo", ["-N", "-h", "-o", "%N|%P|%t|%c|%C|%m|%G|%a"])
-        running = await self.run("squeue", ["-h", "-t", "RUNNING", "-o", "%N|%b"])
+        parts, nodes, running = await asyncio.gather(
+            self.run("scontrol", ["show", "partition", "-o"]),
+            self.run("sinfo", ["-N", "-h", "-o", "%N|%P|%t|%c|%C|%m|%G|%a"]),
+            self.run("squeue", ["-h", "-t", "RUNNING", "-o", "%N|%b"]),
+        )
         infos = parse_partitions(parts.stdout, nodes.stdout)
         in_use = parse_gpus_in_use(running.stdout)
         return [

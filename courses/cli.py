@@ -71,12 +71,19 @@ def _console() -> Console:
     return console
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    console = _console()
+def _load(console: Console, root) -> list | None:
+    """The catalogue, or None after printing what is wrong with a course file."""
     try:
-        courses = load_catalogue(args.root)
+        return load_catalogue(root)
     except CourseFileError as err:
         console.print(f"[red]{err}[/red]")
+        return None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    console = _console()
+    courses = _load(console, args.root)
+    if courses is None:
         return 1
     rows = [module_summary(c, m) for c in courses for m in c.modules]
     if args.json:
@@ -100,10 +107,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .proof import ModuleProof, ProofOptions, module_key, planned_steps, prove
 
     console = _console()
-    try:
-        courses = load_catalogue(args.root)
-    except CourseFileError as err:
-        console.print(f"[red]{err}[/red]")
+    courses = _load(console, args.root)
+    if courses is None:
         return 1
     if args.course:
         courses = [c for c in courses if c.id == args.course]

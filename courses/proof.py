@@ -245,7 +245,9 @@ def read_results(root: Path, module_id: str, student: str, notebook: str, source
 
 
 # --------------------------------------------------------------------------- the proof of one module
-def _nbgrader_api(root: Path, options: ProofOptions):
+def nbgrader_api(root: Path, options: ProofOptions | None = None):
+    """nbgrader's API on a private course directory `root` (also used to publish releases)."""
+    options = options or ProofOptions()
     from nbgrader.apps import NbGraderAPI
     from traitlets.config import Config
 
@@ -402,7 +404,7 @@ def _prove_in(root: Path, course: Course, module_id: str, options: ProofOptions,
         root / "source" / module_id,
         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
     )
-    api = _nbgrader_api(root, options)
+    api = nbgrader_api(root, options)
     db_url = api.coursedir.db_url
 
     # ---- release

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -34,21 +33,12 @@ def source_digest(course: Course) -> str:
 
 def _generate_releases(course: Course, workdir: Path) -> Path:
     """nbgrader releases of every module, from one private course directory (one gradebook)."""
-    from nbgrader.apps import NbGraderAPI
-    from traitlets.config import Config
+    from .proof import nbgrader_api, scan_release
 
-    from .proof import scan_release
-
-    bindir = str(Path(sys.executable).parent)
-    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     for module in course.modules:
         shutil.copytree(course.source_dir(module.id), workdir / "source" / module.id,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    cfg = Config()
-    cfg.CourseDirectory.root = str(workdir)
-    cfg.CourseDirectory.db_url = f"sqlite:///{workdir / 'gradebook.db'}"
-    cfg.NbGraderAPI.log_level = "WARN"
-    api = NbGraderAPI(config=cfg)
+    api = nbgrader_api(workdir)
     for module in course.modules:
         result = api.generate_assignment(module.id, force=True)
         if not result.get("success"):

@@ -174,11 +174,11 @@ def test_while_nbgrader_grades_there_is_no_widget():
 # --------------------------------------------------------------------------- nothing hidden reaches the learner
 def _release(tmp_path: Path, course, module_id: str) -> Path:
     """nbgrader's own release of one module, in a throw-away course directory."""
-    from aifw.courses.proof import ProofOptions, _nbgrader_api
+    from aifw.courses.proof import ProofOptions, nbgrader_api
 
     root = tmp_path / module_id
     shutil.copytree(course.source_dir(module_id), root / "source" / module_id)
-    result = _nbgrader_api(root, ProofOptions()).generate_assignment(module_id, force=True)
+    result = nbgrader_api(root, ProofOptions()).generate_assignment(module_id, force=True)
     assert result["success"], result.get("log")
     return root / "release" / module_id
 
