@@ -102,10 +102,32 @@ class PathSettings(_Model):
     """Where the runtime lives (a prefix readable by every user, on every node)."""
 
     runtime_prefix: str = Field("/opt/aifw", description="AIFW_HOME: the world-readable runtime prefix.")
+    course_dirs: str = Field("", description="Where the nbgrader course directories live, one per course ('' = <runtime_prefix>/grading).")
+    exchange: str = Field("", description="Root of the nbgrader exchange, one folder per course ('' = <runtime_prefix>/exchange).")
 
     @property
     def venv(self) -> Path:
         return Path(self.runtime_prefix) / "venv"
+
+    def course_dir(self, course_id: str) -> Path:
+        """The nbgrader course directory of a course (source, release, submitted, autograded, gradebook.db)."""
+        return Path(self.course_dirs or Path(self.runtime_prefix) / "grading") / course_id
+
+    @property
+    def exchange_root(self) -> Path:
+        return Path(self.exchange or Path(self.runtime_prefix) / "exchange")
+
+
+class GradingSettings(_Model):
+    """Defaults of `aifw grade` (each is also a command-line option)."""
+
+    partition: SlurmName | None = Field(None, description="Partition of the grading jobs (None: the default partition).")
+    workers: int = Field(2, ge=1, le=1024, description="Grading jobs running at once (Slurm array tasks, or local processes).")
+    cell_timeout_s: int = Field(30, ge=1, le=3600, description="Seconds one cell may run before it is interrupted (nbgrader's Execute.timeout).")
+    submission_timeout_s: int = Field(300, ge=10, le=86400, description="Seconds one submission may take in all; then its kernel is killed and the rest scores 0.")
+    memory_gb: float = Field(4, gt=0, le=1024, description="Address-space limit of a submission's kernel (GB).")
+    max_processes: int = Field(64, ge=8, le=4096, description="Most processes a submission's code may run at once (fork storms stop here).")
+    sandbox_uid_base: int = Field(2_000_000, ge=65536, le=3_000_000_000, description="Submissions run as throwaway uids from here on (no account needed; must not clash with real uids).")
 
 
 class DemoUser(_Model):
@@ -139,6 +161,28 @@ class CourseEntry(_Model):
     id: SlurmName = Field(description="Course id: a folder of courses/ with a course.yaml.")
     trainers: list[UnixUser] = Field([], description="Users who teach it: JupyterHub group course-<id>-trainers.")
     learners: list[UnixUser] = Field([], description="Users who take it: JupyterHub group course-<id>-learners.")
+    grader: UnixUser | None = Field(None, description="Unix account that owns the course directory and runs its formgrader (default grader-<id>).")
+    group: UnixUser | None = Field(None, description="Unix group of the course's learners, trainers and grader: it gates the exchange (default aifw-<id>).")
+
+    @model_validator(mode="after")
+    def _account_names_fit(self) -> "CourseEntry":
+        for key, name in (("grader", self.grader_account), ("group", self.unix_group)):
+            if not re.fullmatch(UNIX_USER, name):
+                raise ValueError(
+                    f"the default {key} name {name!r} is not a valid unix name (at most 32 lower-case letters, "
+                    f"digits, '-' or '_'); set '{key}' for course {self.id!r} explicitly"
+                )
+        return self
+
+    @property
+    def grader_account(self) -> str:
+        """The unix account owning the nbgrader course directory (formgrader, gradebook)."""
+        return self.grader or f"grader-{self.id}"
+
+    @property
+    def unix_group(self) -> str:
+        """The unix group gating the course's exchange (learners, trainers, grader)."""
+        return self.group or f"aifw-{self.id}"
 
 
 class Site(_Model):
@@ -151,6 +195,7 @@ class Site(_Model):
     partitions: list[Partition] = Field(min_length=1, description="Partitions offered to sessions (one may be the default).")
     environments: list[Environment] = Field([Environment(name="default")], min_length=1, description="Named software environments; the first is the default.")
     courses: list[CourseEntry] = Field([], description="Courses offered on this hub, with their trainers and learners.")
+    grading: GradingSettings = Field(GradingSettings(), description="How `aifw grade` runs submissions.")
     sandbox: SandboxSettings | None = Field(None, description="Only for the one-machine sandbox (absent on a real site).")
 
     @field_validator("partitions")
@@ -205,6 +250,9 @@ class Site(_Model):
 
     def environment(self, name: str) -> Environment | None:
         return next((e for e in self.environments if e.name == name), None)
+
+    def course(self, course_id: str) -> CourseEntry | None:
+        return next((c for c in self.courses if c.id == course_id), None)
 
     @property
     def course_ids(self) -> list[str]:
