@@ -19,6 +19,11 @@ if [ "$(id -u)" != 0 ]; then
   exit 2
 fi
 
+# One install at a time per prefix (two test runs, or a test run and a developer, may race here).
+mkdir -p "$HOME_DIR"
+exec 9>"$HOME_DIR/.install.lock"
+flock 9
+
 # --- Debian packages -------------------------------------------------------------------------
 pkgs=(slurmctld slurmd slurm-client munge python3-venv python3-dev)
 [ "$MODE" = "--test" ] && pkgs+=(chromium fonts-dejavu-core)
