@@ -1,0 +1,141 @@
+"""The private run directory of one `aifw grade` run, shared by the orchestrator and its workers.
+
+    <run>/                0711 root: traversable (sandboxes reach their own work dir), not listable
+      run.json            what to grade and how (RunSpec)
+      gradebook.db        snapshot of the course's gradebook (0600: test cells, other students' grades)
+      source/             the assignment's source files other than notebooks (copied next to each submission)
+      submitted/<student> the submissions as collected (snapshot)
+      claims/<student>    made (mkdir, atomic) by the worker that grades it
+      results/<student>/  executed notebooks + status.json, written by the (trusted) worker
+      logs/               <student>.log, <student>.kernel.log, worker-<n>.log
+      work/<student>/     0700, owned by the submission's throwaway uid: its working copy
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+STATUS = "status.json"
+
+
+@dataclass(frozen=True)
+class Limits:
+    cell_timeout_s: int = 30
+    submission_timeout_s: int = 300
+    memory_mb: int = 4096
+    max_processes: int = 64
+    fsize_mb: int = 1024
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    course: str
+    assignment: str
+    students: tuple[str, ...]
+    notebooks: tuple[str, ...]  # notebook ids of the assignment in the gradebook
+    limits: Limits = Limits()
+    uid_base: int | None = 2_000_000  # None: no jail (kernels run as the grader's user)
+    python: str = ""
+
+    def uid_for(self, student: str) -> int | None:
+        if self.uid_base is None:
+            return None
+        return self.uid_base + self.students.index(student)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunSpec":
+        data = json.loads(text)
+        data["students"] = tuple(data["students"])
+        data["notebooks"] = tuple(data["notebooks"])
+        data["limits"] = Limits(**data["limits"])
+        return cls(**data)
+
+
+@dataclass
+class Status:
+    """What a worker reports for one submission (written by trusted code only)."""
+
+    student: str
+    state: str  # graded | timed_out | failed
+    reasons: list[str] = field(default_factory=list)
+    notebooks: list[str] = field(default_factory=list)  # executed notebooks in results/<student>/
+    worker: str = ""
+    prepare_s: float = 0.0
+    kernel_start_s: float = 0.0
+    execution_s: float = 0.0
+
+    @classmethod
+    def read(cls, path: Path) -> "Status":
+        return cls(**json.loads(path.read_text()))
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def spec_file(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def gradebook(self) -> Path:
+        return self.path / "gradebook.db"
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.gradebook}"
+
+    @property
+    def source(self) -> Path:
+        return self.path / "source"
+
+    def submitted(self, student: str) -> Path:
+        return self.path / "submitted" / student
+
+    def claim(self, student: str) -> Path:
+        return self.path / "claims" / student
+
+    def results(self, student: str) -> Path:
+        return self.path / "results" / student
+
+    def status_file(self, student: str) -> Path:
+        return self.results(student) / STATUS
+
+    def work(self, student: str) -> Path:
+        return self.path / "work" / student
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def spec(self) -> RunSpec:
+        return RunSpec.from_json(self.spec_file.read_text())
+
+    def create(self) -> None:
+        """The directory tree with its modes (the caller is the trusted grader, normally root)."""
+        self.path.mkdir(parents=True, exist_ok=False, mode=0o700)
+        for sub, mode in (("source", 0o700), ("submitted", 0o700), ("claims", 0o700), ("results", 0o700),
+                          ("logs", 0o700), ("work", 0o711)):
+            (self.path / sub).mkdir(mode=mode)
+            (self.path / sub).chmod(mode)
+        self.path.chmod(0o711)
+
+    def finished(self) -> dict[str, Status]:
+        out = {}
+        for status in (self.path / "results").glob(f"*/{STATUS}"):
+            try:
+                st = Status.read(status)
+            except (OSError, ValueError, TypeError):
+                continue
+            out[st.student] = st
+        return out
