@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "aifw.sandbox.cli",
     "aifw.reference",
     "aifw.courses.cli",
+    "aifw.grading.cli",
 )
 
 

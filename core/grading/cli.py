@@ -1,0 +1,173 @@
+"""``aifw grade COURSE ASSIGNMENT``: autograde every collected submission in parallel, sandboxed.
+
+    sudo aifw grade aif-foundations m1-first-steps             # Slurm array job on the grading partition
+    sudo aifw grade aif-foundations m1-first-steps --local 4   # 4 local processes, no Slurm needed
+    sudo aifw grade aif-foundations m1-first-steps --student alice --force
+
+Then feedback (nbgrader generate_feedback) and reports/<assignment>/ in the course directory: grades.csv,
+exercises.csv, exercise-summary.csv, grades.png, report.html. Exit status 0 when every submission was graded
+(a student's timed-out or crashing code is a grade, not an error), 1 when some could not be graded.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .rundir import Limits
+from .run import GradeError, GradeOptions, Outcome, chown_like, grade
+
+STYLE = {"graded": "green", "timed_out": "yellow", "failed": "red", "not_run": "red"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "grade", help="autograde a course assignment's submissions in parallel, each sandboxed",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("course", help="course id (from the site file)")
+    p.add_argument("assignment", help="assignment (module) id, as in nbgrader")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--local", type=int, metavar="N", default=None, help="grade with N local processes instead of Slurm")
+    where.add_argument("--workers", type=int, default=None, help="Slurm array tasks running at once (default: site file)")
+    p.add_argument("--partition", default=None, help="Slurm partition for the grading jobs (default: site file)")
+    p.add_argument("--student", action="append", default=None, help="only this student (repeatable)")
+    p.add_argument("--force", action="store_true", help="also grade submissions already graded and unchanged")
+    p.add_argument("--cell-timeout", type=int, default=None, help="seconds a cell may run (default: site file)")
+    p.add_argument("--timeout", type=int, default=None, help="seconds a whole submission may run (default: site file)")
+    p.add_argument("--memory-gb", type=float, default=None, help="memory limit of a submission (default: site file)")
+    p.add_argument("--max-processes", type=int, default=None, help="process limit of a submission (default: site file)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run students' code as yourself, like plain nbgrader (no root needed; only for trusted code)")
+    p.add_argument("--no-feedback", action="store_true", help="skip nbgrader generate_feedback")
+    p.add_argument("--no-reports", action="store_true", help="skip the CSV exports and plots")
+    p.add_argument("--site", default=None, help="site file (default: $AIFW_SITE, else the sandbox's)")
+    p.add_argument("--course-dir", type=Path, default=None, help="nbgrader course directory (default: from the site file)")
+    p.add_argument("--runs-dir", type=Path, default=None, help="where run directories go (default: <prefix>/state/grading)")
+    p.set_defaults(func=cmd_grade)
+
+
+def options_from_args(args: argparse.Namespace) -> GradeOptions:
+    from aifw.site import SiteError, load_site
+
+    try:
+        site = load_site(args.site)
+    except SiteError as err:
+        raise GradeError(str(err)) from None
+    if args.course_dir is None and site.course(args.course) is None:
+        raise GradeError(f"course {args.course!r} is not in the site file (courses: {', '.join(site.course_ids) or 'none'}); "
+                         "add it there or pass --course-dir")
+    g = site.grading
+    for name in ("local", "workers", "cell_timeout", "timeout", "max_processes"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise GradeError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+    if args.memory_gb is not None and args.memory_gb <= 0:
+        raise GradeError(f"--memory-gb must be positive (got {args.memory_gb})")
+    limits = Limits(
+        cell_timeout_s=args.cell_timeout or g.cell_timeout_s,
+        submission_timeout_s=args.timeout or g.submission_timeout_s,
+        memory_mb=int((args.memory_gb or g.memory_gb) * 1024),
+        max_processes=args.max_processes or g.max_processes,
+    )
+    return GradeOptions(
+        course=args.course,
+        assignment=args.assignment,
+        course_dir=(args.course_dir or site.paths.course_dir(args.course)).resolve(),
+        runs_root=(args.runs_dir or Path(site.paths.runtime_prefix) / "state" / "grading").resolve(),
+        students=tuple(args.student) if args.student else None,
+        force=args.force,
+        mode="local" if args.local else "slurm",
+        workers=args.local or args.workers or g.workers,
+        partition=args.partition or g.partition or site.default_partition.name,
+        limits=limits,
+        jail=not args.no_sandbox,
+        uid_base=g.sandbox_uid_base,
+        slurm_conf=site.slurm.conf or os.environ.get("SLURM_CONF"),
+        slurm_bin=site.slurm.bin_dir,
+    )
+
+
+def _score(o: Outcome) -> str:
+    return "" if o.score is None else f"{o.score:g} / {o.max_score:g}"
+
+
+def summary_table(outcomes: list[Outcome]) -> Table:
+    t = Table(title="aifw grade: summary", show_lines=False)
+    for col in ("student", "state", "score", "what happened"):
+        t.add_column(col)
+    for o in outcomes:
+        t.add_row(o.student, f"[{STYLE.get(o.state, 'white')}]{o.state.replace('_', ' ')}[/]", _score(o),
+                  "; ".join(o.reasons)[:300])
+    return t
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .report import summary_line, write_reports
+
+    import warnings
+
+    # nbgrader's gradebook trips SQLAlchemy 2 warnings on every submission: noise for a trainer
+    warnings.filterwarnings("ignore", module=r"nbgrader\.api")
+    console = Console()
+    err = Console(stderr=True)
+    try:
+        opts = options_from_args(args)
+        interactive = console.is_terminal
+        bar = Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                       TimeElapsedColumn(), console=console, disable=not interactive)
+        task = None
+
+        def progress(o: Outcome, done: int, total: int) -> None:
+            nonlocal task
+            if not interactive:
+                print(f"[{done}/{total}] {o.student}: {o.state.replace('_', ' ')}" + (f" ({'; '.join(o.reasons)[:200]})" if o.reasons else ""), flush=True)
+                return
+            if task is None:
+                task = bar.add_task("", total=total)
+            bar.update(task, completed=done, description=f"last: {o.student} {o.state.replace('_', ' ')}")
+
+        with bar:
+            run, outcomes = grade(opts, progress=progress, say=lambda m: console.print(m, highlight=False))
+    except GradeError as e:
+        err.print(f"[red]aifw grade:[/] {e}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("[red]aifw grade: interrupted[/]; the workers were stopped; what was merged stays in the gradebook")
+        return 130
+    if not outcomes:
+        console.print("nothing to grade")
+        return 0
+    console.print(summary_table(outcomes))
+    merged = [o.student for o in outcomes if o.merged]
+    touched = [opts.course_dir / "gradebook.db"] + [opts.course_dir / "autograded" / s / opts.assignment for s in merged]
+    if merged and not args.no_feedback:
+        from .merge import Merger
+
+        api = Merger(opts.course_dir, run.path / "results", opts.assignment).api
+        failed = []
+        for i, student in enumerate(merged, 1):
+            res = api.generate_feedback(opts.assignment, student, force=True)
+            if not res.get("success"):
+                failed.append(student)
+            if not console.is_terminal and (i == len(merged) or i % 10 == 0):
+                print(f"feedback {i}/{len(merged)}", flush=True)
+        touched += [opts.course_dir / "feedback" / s / opts.assignment for s in merged]
+        console.print(f"feedback generated for {len(merged) - len(failed)} submission(s)"
+                      + (f"; failed for {', '.join(failed)}" if failed else ""))
+    if not args.no_reports:
+        out = write_reports(opts.course_dir, opts.course, opts.assignment, outcomes, run)
+        touched.append(opts.course_dir / "reports")
+        console.print(f"reports: {out}/report.html (grades.csv, exercises.csv, exercise-summary.csv, grades.png)")
+    chown_like(opts.course_dir, touched)
+    console.print(f"{summary_line(outcomes)}; per-submission logs in {run.logs}")
+    return 1 if any(o.state == "not_run" or (o.status and o.status.notebooks and not o.merged) for o in outcomes) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(0)
