@@ -18,6 +18,8 @@ from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Unicode
 from traitlets.config import Config
 
+from .sanitize import configure
+
 
 class ResultMismatch(Exception):
     """The executed notebook is not the sanitized submission (changed since the snapshot?)."""
@@ -66,7 +68,7 @@ def merge_config(course_dir: Path, results_dir: Path) -> Config:
     cfg.Autograde.autograde_preprocessors = steps
     cfg.UseExecuted.results_dir = str(results_dir)
     cfg.NbGraderAPI.log_level = "WARN"
-    return cfg
+    return configure(cfg)
 
 
 class Merger:

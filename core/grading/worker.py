@@ -25,6 +25,7 @@ from traitlets.config import Config
 
 from .kernel import Sandbox, SandboxedExecute, sandboxed
 from .rundir import RunDir, RunSpec, Status
+from .sanitize import configure, sanitize_classes
 
 # Error names in outputs that say a limit was hit (reported in the summary).
 LIMIT_ERRORS = {
@@ -42,14 +43,12 @@ def nbgrader_config(spec: RunSpec) -> Config:
     cfg.Execute.interrupt_on_timeout = True
     cfg.Execute.startup_timeout = 60
     cfg.Execute.shutdown_kernel = "immediate"  # everything of the uid is killed afterwards anyway
-    return cfg
+    return configure(cfg)
 
 
 def sanitize_preprocessors(cfg: Config) -> list:
-    """nbgrader's own sanitize step of autograde (as configured there)."""
-    from nbgrader.converters import Autograde
-
-    return [cls(config=cfg) for cls in Autograde.class_traits()["sanitize_preprocessors"].default()]
+    """The sanitize step of autograde, exactly as the merge will run it."""
+    return [cls(config=cfg) for cls in sanitize_classes()]
 
 
 def _copy_tree_files(src: Path, dest: Path) -> None:
