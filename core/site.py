@@ -74,6 +74,7 @@ class HubSettings(_Model):
     hub_port: int = Field(8081, ge=1, le=65535, description="Internal port of the hub API.")
     singleuser_ip: str = Field("0.0.0.0", description="Address the single-user servers listen on, on their node.")
     proxy_api_port: int = Field(8001, ge=1, le=65535, description="Port of the proxy's REST API (loopback).")
+    services_port_base: int = Field(8100, ge=1024, le=65000, description="Loopback ports of the hub's managed services: the formgrader of the n-th course listens on services_port_base + n.")
     admin_users: list[UnixUser] = Field([], description="Hub admins (trainers who manage users and courses).")
     allowed_users: list[UnixUser] = Field([], description="Unix users allowed to log in (besides admins).")
     authenticator: Literal["pam"] = Field(

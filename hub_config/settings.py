@@ -31,9 +31,18 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None, sit
     }
     if hub.hub_connect_ip:
         jh["hub_connect_ip"] = hub.hub_connect_ip
+    services: list[dict[str, Any]] = []
+    roles: list[dict[str, Any]] = []
     if admin_token:
-        jh["services"] = [{"name": ADMIN_SERVICE, "api_token": admin_token}]
-        jh["load_roles"] = [{"name": "aifw-admin", "scopes": ADMIN_SCOPES, "services": [ADMIN_SERVICE]}]
+        services.append({"name": ADMIN_SERVICE, "api_token": admin_token})
+        roles.append({"name": "aifw-admin", "scopes": ADMIN_SCOPES, "services": [ADMIN_SERVICE]})
+    fg_services, fg_roles = formgrader_services(site)
+    services += fg_services
+    roles += fg_roles
+    if services:
+        jh["services"] = services
+    if roles:
+        jh["load_roles"] = roles
     allowed = sorted(set(site.users) - set(hub.admin_users))
     # Each course becomes two JupyterHub groups; membership is synced from the site file at hub start
     # and can be changed at run time through the REST API (/hub/api/groups/...).
@@ -61,6 +70,58 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None, sit
         },
         "AIFSlurmSpawner": {"site_file": site_file},
     }
+
+
+def formgrader_service_name(course_id: str) -> str:
+    return f"formgrader-{course_id}"
+
+
+# The nbgrader server extensions a formgrader service runs (learners' sessions have these off, see
+# aifw.sandbox.courses); the command line wins over the config files that turn them off.
+FORMGRADER_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
+
+
+def formgrader_services(site: Site) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One JupyterHub-managed service per course: nbgrader's formgrader on the course directory, run as the
+    course's grader account on a loopback port (services_port_base + the course's index); and a role that
+    lets the course's trainers (group course-<id>-trainers) in. Hub admins may access every service."""
+    venv_bin = site.paths.venv / "bin"
+    services, roles = [], []
+    for index, course in enumerate(site.courses):
+        name = formgrader_service_name(course.id)
+        course_dir = str(site.paths.course_dir(course.id))
+        command = [
+            str(venv_bin / "jupyterhub-singleuser"),
+            f"--ServerApp.root_dir={course_dir}",
+            *[f"--ServerApp.jpserver_extensions={ext}=True" for ext in FORMGRADER_SERVER_EXTENSIONS],
+            f"--CourseDirectory.root={course_dir}",
+            f"--CourseDirectory.course_id={course.id}",
+        ]
+        environment = {
+            "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+            "JUPYTERHUB_DEFAULT_URL": "/formgrader",
+            "AIFW_HOME": site.paths.runtime_prefix,
+        }
+        if site.slurm.conf:
+            environment["SLURM_CONF"] = site.slurm.conf
+        services.append({
+            "name": name,
+            "display": True,
+            "info": {"course": course.id, "what": "nbgrader formgrader"},
+            "user": course.grader_account,
+            "cwd": course_dir,
+            "url": f"http://127.0.0.1:{site.hub.services_port_base + index}",
+            "command": command,
+            "environment": environment,
+            "oauth_no_confirm": True,
+        })
+        roles.append({
+            "name": f"{name}-trainers",
+            "description": f"Trainers of {course.id} open its formgrader",
+            "scopes": [f"access:services!service={name}", f"read:services!service={name}"],
+            "groups": [f"course-{course.id}-trainers"],
+        })
+    return services, roles
 
 
 def apply_settings(c: Any, settings: dict[str, dict[str, Any]]) -> None:

@@ -36,9 +36,12 @@ def write_test_site(home: Path) -> Path:
     data = yaml.safe_load(example_site_path("sandbox").read_text())
     data["name"] = "AIF Workbench test stack"
     data["hub"].update(bind_url="http://127.0.0.1:18000", hub_port=18081, proxy_api_port=18001,
+                       services_port_base=18100,
                        admin_users=["test-trainer1"], start_timeout_s=60, poll_interval_s=5)
+    # The tests' own grader account and course group: the test stack never touches the sandbox's.
     data["courses"] = [{"id": "aif-foundations", "trainers": ["test-trainer1"],
-                        "learners": ["test-learner1", "test-learner2"]}]
+                        "learners": ["test-learner1", "test-learner2"],
+                        "grader": "test-grader-aif-foundations", "group": "test-aifw-aif-foundations"}]
     # A reservation the site offers but Slurm does not have: sbatch refuses it.
     data["slurm"]["reservations"] = ["no-such-event"]
     # A software environment that cannot start, as when a module is missing on the node.

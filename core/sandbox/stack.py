@@ -363,9 +363,12 @@ def is_up(stack: Stack) -> bool:
 
 
 def up(stack: Stack) -> bool:
-    """Start whatever is not running. Returns False when everything already ran (nothing changed)."""
+    """Start whatever is not running. Returns False when everything already ran (nothing changed).
+
+    The site's courses (accounts, groups, course directories, exchange) are applied in both cases, so a
+    new course or learner in the site file needs no restart."""
     if is_up(stack):
-        return False
+        return apply_courses(stack)
     for d in (stack.home, stack.state, stack.logs):
         d.mkdir(parents=True, exist_ok=True)
     stack.home.chmod(0o755)
@@ -394,8 +397,23 @@ def up(stack: Stack) -> bool:
         },
     )
     publish_courses(stack)
+    apply_courses(stack)
     start_hub(stack, token)
     return True
+
+
+def apply_courses(stack: Stack) -> bool:
+    """Provision the site's courses (see aifw.sandbox.courses); demo users missing so far are created
+    first, as group members must exist. Returns True when anything changed."""
+    from .courses import provision_courses, user_exists
+
+    changed = False
+    if stack.site.sandbox and any(not user_exists(u.name) for u in stack.site.sandbox.demo_users):
+        info = load_sandbox_json(stack)
+        info["users"] = ensure_accounts(stack, info.get("users", {}))
+        write_sandbox_json(stack, info)
+        changed = True
+    return provision_courses(stack.site, stack.home / "venv", say=_say) or changed
 
 
 def publish_courses(stack: Stack) -> None:

@@ -7,8 +7,8 @@ import sys
 
 import yaml
 
-from aifw.hub_config.settings import ADMIN_SERVICE, apply_settings, build_settings
-from aifw.site import example_site_path, load_site
+from aifw.hub_config.settings import ADMIN_SERVICE, apply_settings, build_settings, formgrader_services
+from aifw.site import example_site_path, load_site, site_from_dict
 
 
 def test_settings_from_the_sandbox_site():
@@ -19,7 +19,7 @@ def test_settings_from_the_sandbox_site():
     assert jh["cleanup_servers"] is False
     assert jh["spawner_class"] == "aifw-slurm" and jh["authenticator_class"] == "pam"
     assert jh["db_url"] == "sqlite:////srv/aifw/state/hub/jupyterhub.sqlite"
-    assert jh["services"] == [{"name": ADMIN_SERVICE, "api_token": "tok"}]
+    assert jh["services"][0] == {"name": ADMIN_SERVICE, "api_token": "tok"}
     assert jh["load_roles"][0]["services"] == [ADMIN_SERVICE]
     assert s["Authenticator"]["admin_users"] == {"trainer1"}
     assert s["Authenticator"]["allowed_users"] == {"learner1", "learner2", "learner3", "researcher1"}
@@ -28,6 +28,14 @@ def test_settings_from_the_sandbox_site():
 
 def test_no_admin_service_without_a_token():
     s = build_settings(load_site(example_site_path("sandbox")), home="/x")
+    assert ADMIN_SERVICE not in [svc["name"] for svc in s["JupyterHub"]["services"]]
+    assert "aifw-admin" not in [r["name"] for r in s["JupyterHub"]["load_roles"]]
+
+
+def test_no_services_or_roles_without_a_token_or_courses():
+    data = yaml.safe_load(example_site_path("sandbox").read_text())
+    data["courses"] = []
+    s = build_settings(site_from_dict(data), home="/x")
     assert "services" not in s["JupyterHub"] and "load_roles" not in s["JupyterHub"]
 
 
@@ -69,3 +77,70 @@ def test_each_course_becomes_a_trainers_and_a_learners_group():
 def test_a_plain_course_id_is_a_course_without_members():
     site = load_site(example_site_path("lumi-like"))
     assert site.course_ids == ["aif-foundations"] and site.courses[0].learners == []
+
+
+# -- formgrader services --------------------------------------------------------------------------
+def _two_course_site(**hub):
+    data = yaml.safe_load(example_site_path("sandbox").read_text())
+    data["hub"].update(hub)
+    data["paths"] = {"runtime_prefix": "/srv/aifw"}
+    data["courses"] = [
+        {"id": "aif-foundations", "trainers": ["trainer1"], "learners": ["learner1"]},
+        {"id": "other-course", "trainers": ["trainer2"], "grader": "grader-x", "group": "grp-x"},
+    ]
+    return site_from_dict(data)
+
+
+def test_each_course_gets_a_formgrader_service_run_by_its_grader():
+    services, _ = formgrader_services(_two_course_site())
+    fg = services[0]
+    assert fg["name"] == "formgrader-aif-foundations"
+    assert fg["user"] == "grader-aif-foundations"
+    assert fg["cwd"] == "/srv/aifw/grading/aif-foundations"
+    assert fg["url"] == "http://127.0.0.1:8100"
+    assert fg["command"][0] == "/srv/aifw/venv/bin/jupyterhub-singleuser"
+    assert "--ServerApp.root_dir=/srv/aifw/grading/aif-foundations" in fg["command"]
+    assert "--CourseDirectory.root=/srv/aifw/grading/aif-foundations" in fg["command"]
+    assert "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True" in fg["command"]
+    assert fg["environment"]["JUPYTERHUB_DEFAULT_URL"] == "/formgrader"
+    assert fg["environment"]["PATH"].startswith("/srv/aifw/venv/bin:")
+    assert fg["oauth_no_confirm"] is True
+    other = services[1]
+    assert (other["user"], other["url"]) == ("grader-x", "http://127.0.0.1:8101")
+
+
+def test_only_the_course_trainers_group_gets_the_formgrader_role():
+    _, roles = formgrader_services(_two_course_site())
+    assert roles[0]["groups"] == ["course-aif-foundations-trainers"]
+    assert "access:services!service=formgrader-aif-foundations" in roles[0]["scopes"]
+    assert not any("other-course" in scope for scope in roles[0]["scopes"])
+    assert roles[1]["groups"] == ["course-other-course-trainers"]
+    # no role anywhere grants a learners' group a service
+    assert not any(g.endswith("-learners") for r in roles for g in r["groups"])
+
+
+def test_service_ports_come_from_the_site_and_do_not_clash_with_the_hub():
+    site = _two_course_site(bind_url="http://127.0.0.1:18000", hub_port=18081, proxy_api_port=18001,
+                            services_port_base=18100)
+    s = build_settings(site, home="/srv/aifw", admin_token="tok")
+    ports = [int(svc["url"].rsplit(":", 1)[1]) for svc in s["JupyterHub"]["services"] if "url" in svc]
+    assert ports == [18100, 18101]
+    assert not {18000, 18081, 18001} & set(ports)
+    names = [svc["name"] for svc in s["JupyterHub"]["services"]]
+    assert names == [ADMIN_SERVICE, "formgrader-aif-foundations", "formgrader-other-course"]
+    assert [r["name"] for r in s["JupyterHub"]["load_roles"]] == [
+        "aifw-admin", "formgrader-aif-foundations-trainers", "formgrader-other-course-trainers"]
+
+
+def test_sandbox_and_test_sites_use_different_service_ports():
+    import conftest  # tests/conftest.py: the test stack's site
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        test_site = load_site(conftest.write_test_site(Path(d)))
+    sandbox = load_site(example_site_path("sandbox"))
+    sandbox_ports = {8000, 8081, 8001} | {sandbox.hub.services_port_base + i for i in range(len(sandbox.courses))}
+    test_ports = {18000, 18081, 18001} | {test_site.hub.services_port_base + i for i in range(len(test_site.courses))}
+    assert not sandbox_ports & test_ports
