@@ -110,10 +110,6 @@ def summary_table(outcomes: list[Outcome]) -> Table:
 def cmd_grade(args: argparse.Namespace) -> int:
     from .report import summary_line, write_reports
 
-    import warnings
-
-    # nbgrader's gradebook trips SQLAlchemy 2 warnings on every submission: noise for a trainer
-    warnings.filterwarnings("ignore", module=r"nbgrader\.api")
     console = Console()
     err = Console(stderr=True)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -19,6 +20,10 @@ from traitlets import Bool, Unicode
 from traitlets.config import Config
 
 from .sanitize import configure
+
+
+# nbgrader's gradebook trips SQLAlchemy 2 warnings on every submission: noise in a trainer's terminal
+warnings.filterwarnings("ignore", module=r"nbgrader\.api")
 
 
 class ResultMismatch(Exception):

@@ -172,9 +172,9 @@ def write_reports(course_dir: Path, course: str, assignment: str, outcomes: list
     (out / "grading-summary.json").write_text(json.dumps({
         "course": course, "assignment": assignment, "counts": counts(outcomes),
         "run_directory": str(run.path) if run else None,
-        "submissions": [{**{k: v for k, v in asdict(o).items() if k != "status"},
+        "submissions": [{**{k: v for k, v in asdict(o).items() if k not in ("status", "merge_s")},
                          "times": ({"prepare_s": round(o.status.prepare_s, 3), "kernel_start_s": round(o.status.kernel_start_s, 3),
-                                    "execution_s": round(o.status.execution_s, 3)} if o.status else None)}
+                                    "execution_s": round(o.status.execution_s, 3), "merge_s": round(o.merge_s, 3)} if o.status else None)}
                         for o in outcomes],
     }, indent=1))
     png = plot_png(rows, summary, assignment)

@@ -57,6 +57,7 @@ class Outcome:
     score: float | None = None
     max_score: float | None = None
     status: Status | None = None
+    merge_s: float = 0.0  # time spent writing it into the gradebook (nbgrader autograde without execution)
 
 
 # --------------------------------------------------------------------------- planning (pure-ish)
@@ -335,7 +336,9 @@ def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[
                 st = finished[student]
                 out = Outcome(student, st.state, list(st.reasons), status=st)
                 if st.notebooks:
+                    t0 = time.perf_counter()
                     ok, err = merger.merge(student)
+                    out.merge_s = time.perf_counter() - t0
                     out.merged = ok
                     if not ok:
                         out.state = "failed"
