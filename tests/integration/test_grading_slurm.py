@@ -15,7 +15,7 @@ import grading_course as gc
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="sandboxed grading switches uids: run as root (make test)")
 
 
-def test_grading_runs_as_a_slurm_array_and_matches_serial_nbgrader(slurm):
+def test_grading_runs_as_a_slurm_array_and_matches_serial_nbgrader(stack):
     base = Path(tempfile.mkdtemp(prefix="aifw-grade-slurm-"))
     base.chmod(0o711)
     try:
@@ -28,8 +28,9 @@ def test_grading_runs_as_a_slurm_array_and_matches_serial_nbgrader(slurm):
         aifw = Path(os.sys.executable).parent / "aifw"
         res = subprocess.run(
             [str(aifw), "grade", "aif-foundations", gc.ASSIGNMENT, "--course-dir", str(course),
-             "--runs-dir", str(base / "runs"), "--workers", "2", "--partition", "cpu", "--no-feedback"],
-            capture_output=True, text=True, timeout=240,  # SLURM_CONF: set by the `slurm` fixture
+             "--runs-dir", str(base / "runs"), "--workers", "2", "--partition", "cpu", "--no-feedback",
+             "--site", str(stack.stack.site_file)],  # the test stack's Slurm
+            capture_output=True, text=True, timeout=240,
         )
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         assert "Slurm array job" in res.stdout
