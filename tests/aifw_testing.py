@@ -200,3 +200,22 @@ class HubClient:
         finally:
             ws.close()
             requests.delete(f"{base}/api/kernels/{kernel_id}", headers=headers, timeout=30)
+
+
+# -- as a unix user -----------------------------------------------------------------------------
+def run_as(user: str, argv: list[str], *, venv: Path | None = None, cwd: str | None = None,
+           timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `argv` as the unix `user` (runuser, fresh groups), with the runtime venv first on PATH."""
+    path = "/usr/local/bin:/usr/bin:/bin"
+    if venv is not None:
+        path = f"{venv / 'bin'}:{path}"
+    return subprocess.run(["runuser", "-u", user, "--", "env", f"PATH={path}", "LANG=C.UTF-8", *argv],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd or "/")
+
+
+def assert_denied(user: str, argv: list[str], **kw) -> None:
+    """The command fails for `user` with a permission error (not for another reason)."""
+    p = run_as(user, argv, **kw)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0, f"{user} could run {argv}: {out[:500]}"
+    assert "Permission denied" in out or "Operation not permitted" in out, f"{argv} failed otherwise: {out[:500]}"
