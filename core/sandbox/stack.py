@@ -366,18 +366,26 @@ def up(stack: Stack) -> bool:
     """Start whatever is not running. Returns False when everything already ran (nothing changed).
 
     The site's courses (accounts, groups, course directories, exchange) are applied in both cases, so a
-    new course or learner in the site file needs no restart."""
+    new course or learner in the site file needs no restart of Slurm or of the sessions; when the site
+    file changed, JupyterHub alone is restarted to load it (hub groups, formgrader services); running
+    sessions are kept."""
     if is_up(stack):
-        return apply_courses(stack)
+        changed = apply_courses(stack)
+        if _read(stack.site_file) != effective_site_text(stack):
+            stack.site_file.write_text(effective_site_text(stack))
+            publish_courses(stack)
+            token = load_sandbox_json(stack).get("api_token") or secrets.token_hex(32)
+            stop_hub(stack)
+            start_hub(stack, token)
+            _say("the site file changed: JupyterHub restarted with it (running sessions are kept)")
+            changed = True
+        return sync_hub_groups(stack) or changed
     for d in (stack.home, stack.state, stack.logs):
         d.mkdir(parents=True, exist_ok=True)
     stack.home.chmod(0o755)
     stack.state.chmod(0o755)
     stack.logs.chmod(0o700)
-    stack.site_file.write_text(
-        "# Effective site file written by `aifw sandbox up`; edit the source site file instead.\n"
-        + yaml.safe_dump(stack.site.model_dump(mode="json"), sort_keys=False)
-    )
+    stack.site_file.write_text(effective_site_text(stack))
     start_munge(stack)
     start_slurm(stack)
     info = load_sandbox_json(stack)
@@ -399,7 +407,55 @@ def up(stack: Stack) -> bool:
     publish_courses(stack)
     apply_courses(stack)
     start_hub(stack, token)
+    sync_hub_groups(stack)
     return True
+
+
+def _hub_api(stack: Stack, method: str, path: str, body: dict | None = None) -> dict:
+    token = load_sandbox_json(stack).get("api_token", "")
+    req = urllib.request.Request(
+        f"{stack.hub_url}/hub/api{path}", method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        text = r.read()
+    return json.loads(text) if text else {}
+
+
+def sync_hub_groups(stack: Stack) -> bool:
+    """Make each course's hub groups hold exactly the site's trainers and learners (JupyterHub's
+    load_groups adds members at start but never removes them). Returns True when a group changed."""
+    changed = False
+    for course in stack.site.courses:
+        for group, wanted in ((f"course-{course.id}-trainers", course.trainers),
+                              (f"course-{course.id}-learners", course.learners)):
+            try:
+                have = set(_hub_api(stack, "GET", f"/groups/{group}").get("users", []))
+            except OSError as err:
+                _say(f"could not read hub group {group}: {err}")
+                continue
+            extra, missing = sorted(have - set(wanted)), sorted(set(wanted) - have)
+            if extra:
+                _hub_api(stack, "DELETE", f"/groups/{group}/users", {"users": extra})
+            if missing:
+                _hub_api(stack, "POST", f"/groups/{group}/users", {"users": missing})
+            if extra or missing:
+                _say(f"hub group {group}: " + ", ".join([f"+{u}" for u in missing] + [f"-{u}" for u in extra]))
+                changed = True
+    return changed
+
+
+def effective_site_text(stack: Stack) -> str:
+    return ("# Effective site file written by `aifw sandbox up`; edit the source site file instead.\n"
+            + yaml.safe_dump(stack.site.model_dump(mode="json"), sort_keys=False))
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def apply_courses(stack: Stack) -> bool:

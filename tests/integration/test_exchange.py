@@ -247,3 +247,31 @@ def test_a_learner_session_lists_and_submits_assignments_and_has_no_formgrader(s
     assert after != before
     home_copy = Path(pwd.getpwnam(name).pw_dir) / "courses" / COURSE / MODULE
     assert sorted(p.name for p in after.glob("*.ipynb")) == sorted(p.name for p in home_copy.glob("*.ipynb"))
+
+
+def test_sandbox_up_applies_a_new_learner_without_restarting_sessions_and_takes_them_out_again(stack, hub, course, tmp_path):
+    """A learner added to the site file: `up` on the running stack puts them in the course's unix group
+    with their exchange folders and (hub restarted) in the hub group; removed, they lose the access."""
+    import grp
+
+    import yaml
+
+    from aifw.sandbox import stack as st
+
+    data = yaml.safe_load((stack.home / "test-site.yaml").read_text())
+    data["courses"][0]["learners"].append(OUTSIDER)
+    changed_site = tmp_path / "site.yaml"
+    changed_site.write_text(yaml.safe_dump(data, sort_keys=False))
+    slurm_before = {k: v for k, v in st.status(stack.stack).items() if k.startswith("slurm")}
+    try:
+        assert st.up(st.make_stack(stack.home, changed_site)) is True
+        assert OUTSIDER in grp.getgrnam(course.group).gr_mem
+        assert (course.exchange / "inbound" / OUTSIDER).stat().st_uid == pwd.getpwnam(OUTSIDER).pw_uid
+        assert run_as(OUTSIDER, ["ls", str(course.exchange / "outbound")]).returncode == 0
+        assert OUTSIDER in hub.api("GET", f"/groups/course-{COURSE}-learners").json()["users"]
+        assert {k: v for k, v in st.status(stack.stack).items() if k.startswith("slurm")} == slurm_before
+    finally:
+        st.up(st.make_stack(stack.home, stack.home / "test-site.yaml"))
+    assert OUTSIDER not in grp.getgrnam(course.group).gr_mem
+    assert_denied(OUTSIDER, ["ls", str(course.exchange / "outbound")])
+    assert OUTSIDER not in hub.api("GET", f"/groups/course-{COURSE}-learners").json()["users"]
