@@ -395,12 +395,28 @@ def provision_courses(site: Site, venv: Path, say: Callable[[str], None] = _say_
     return changed
 
 
+USAGE = """usage:
+  python -m aifw.sandbox.courses provision [SITE_FILE]   (root) apply the site's courses on this machine
+  python -m aifw.sandbox.courses generate COURSE_DIR COURSE_ID EXCHANGE_ROOT MODULE...   (as the grader)"""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) >= 4 and argv[0] == "generate":
         generate_missing(argv[1], argv[2], argv[3], argv[4:])
         return 0
-    print("usage: python -m aifw.sandbox.courses generate COURSE_DIR COURSE_ID EXCHANGE_ROOT MODULE...", file=sys.stderr)
+    if argv and argv[0] == "provision" and len(argv) <= 2:
+        from aifw.site import SiteError, load_site
+
+        try:
+            site = load_site(argv[1] if len(argv) == 2 else None)
+            changed = provision_courses(site, site.paths.venv)
+        except (SiteError, SandboxError) as err:
+            print(f"provisioning courses: {err}", file=sys.stderr)
+            return 1
+        print("courses provisioned" if changed else "courses already provisioned; nothing changed")
+        return 0
+    print(USAGE, file=sys.stderr)
     return 2
 
 
