@@ -79,6 +79,9 @@ def formgrader_service_name(course_id: str) -> str:
 # The nbgrader server extensions a formgrader service runs (learners' sessions have these off, see
 # aifw.sandbox.courses); the command line wins over the config files that turn them off.
 FORMGRADER_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
+# A Jupyter config folder of the formgrader services only (JUPYTER_CONFIG_PATH, which wins over the venv's
+# config): its labconfig turns nbgrader's trainer plugins back on (written by aifw.sandbox.courses).
+FORMGRADER_CONFIG_DIR = ("etc", "aifw-formgrader")
 
 
 def formgrader_services(site: Site) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -100,6 +103,7 @@ def formgrader_services(site: Site) -> tuple[list[dict[str, Any]], list[dict[str
         environment = {
             "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
             "JUPYTERHUB_DEFAULT_URL": "/formgrader",
+            "JUPYTER_CONFIG_PATH": str(site.paths.venv.joinpath(*FORMGRADER_CONFIG_DIR)),
             "AIFW_HOME": site.paths.runtime_prefix,
         }
         if site.slurm.conf:

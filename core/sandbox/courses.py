@@ -350,9 +350,19 @@ def write_jupyter_config(site: Site, venv: Path) -> bool:
     changed |= _write_if_changed(page, json.dumps(session_page_config(existing), indent=2, sort_keys=True) + "\n")
     changed |= _write_if_changed(etc / "jupyter_server_config.d" / SERVER_CONFIG_NAME,
                                  json.dumps(session_server_config(), indent=2, sort_keys=True) + "\n")
-    for d in (etc, etc / "labconfig", etc / "jupyter_server_config.d"):
+    from aifw.hub_config.settings import FORMGRADER_CONFIG_DIR
+
+    fg = venv.joinpath(*FORMGRADER_CONFIG_DIR)
+    changed |= _write_if_changed(fg / "labconfig" / "page_config.json",
+                                 json.dumps(formgrader_page_config(), indent=2, sort_keys=True) + "\n")
+    for d in (etc, etc / "labconfig", etc / "jupyter_server_config.d", fg, fg / "labconfig"):
         d.chmod(0o755)
     return changed
+
+
+def formgrader_page_config() -> dict:
+    """The formgrader services' labconfig: nbgrader's trainer plugins on again."""
+    return {"disabledExtensions": {plugin: False for plugin in TRAINER_LAB_PLUGINS}}
 
 
 # ---------------------------------------------------------------------------------------------

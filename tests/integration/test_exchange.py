@@ -196,6 +196,12 @@ def test_provisioning_again_changes_nothing(course, submitted, stack):
     assert gradebook.stat().st_uid == pwd.getpwnam(course.grader).pw_uid
 
 
+def _page_config(html: str) -> dict:
+    m = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)
+    assert m, html[:300]
+    return json.loads(m.group(1))
+
+
 def test_the_trainer_reaches_the_formgrader_and_a_learner_gets_403(stack, hub, submitted):
     service = f"{stack.hub_url}/services/formgrader-{COURSE}"
     trainer = hub.login("test-trainer1")
@@ -204,6 +210,11 @@ def test_the_trainer_reaches_the_formgrader_and_a_learner_gets_403(stack, hub, s
     r = trainer.get(f"{service}/formgrader/api/assignments", timeout=60)
     assert r.status_code == 200
     assert MODULE in [a["name"] for a in r.json()]
+    # Its JupyterLab has nbgrader's trainer plugins (learners' sessions do not).
+    r = trainer.get(f"{service}/lab", timeout=60)
+    assert r.status_code == 200
+    disabled = _page_config(r.text)["disabledExtensions"]
+    assert "@jupyter/nbgrader:formgrader" not in disabled and "@jupyter/nbgrader:create-assignment" not in disabled
     # The role goes to the course's trainers group (test-trainer1 is also a hub admin).
     group = hub.api("GET", f"/groups/course-{COURSE}-trainers").json()
     assert f"formgrader-{COURSE}-trainers" in group["roles"]
@@ -225,9 +236,7 @@ def test_a_learner_session_lists_and_submits_assignments_and_has_no_formgrader(s
     headers = {"Authorization": f"token {token}"}
     r = requests.get(f"{base}/lab", headers=headers, timeout=60)
     assert r.status_code == 200
-    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
-                                  r.text, re.S).group(1))
-    disabled = config["disabledExtensions"]
+    disabled = _page_config(r.text)["disabledExtensions"]
     for plugin in ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:course-list"):
         assert plugin in disabled
     assert "@jupyter/nbgrader:assignment-list" not in disabled

@@ -91,6 +91,7 @@ def test_formgrader_service_enables_what_sessions_disable():
     from aifw.hub_config.settings import FORMGRADER_SERVER_EXTENSIONS
 
     assert set(FORMGRADER_SERVER_EXTENSIONS) == set(prov.TRAINER_SERVER_EXTENSIONS)
+    assert prov.formgrader_page_config()["disabledExtensions"] == {p: False for p in prov.TRAINER_LAB_PLUGINS}
 
 
 def test_write_jupyter_config_is_idempotent(tmp_path):
@@ -103,3 +104,4 @@ def test_write_jupyter_config_is_idempotent(tmp_path):
     etc = venv / "etc" / "jupyter"
     assert (etc / "nbgrader_config.py").read_text().count("ExchangeFactory") == len(exchange.STEPS)
     assert stat.S_IMODE((etc / "nbgrader_config.py").stat().st_mode) == 0o644
+    assert (venv / "etc" / "aifw-formgrader" / "labconfig" / "page_config.json").is_file()

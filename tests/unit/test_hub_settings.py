@@ -104,6 +104,7 @@ def test_each_course_gets_a_formgrader_service_run_by_its_grader():
     assert "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True" in fg["command"]
     assert fg["environment"]["JUPYTERHUB_DEFAULT_URL"] == "/formgrader"
     assert fg["environment"]["PATH"].startswith("/srv/aifw/venv/bin:")
+    assert fg["environment"]["JUPYTER_CONFIG_PATH"] == "/srv/aifw/venv/etc/aifw-formgrader"
     assert fg["oauth_no_confirm"] is True
     other = services[1]
     assert (other["user"], other["url"]) == ("grader-x", "http://127.0.0.1:8101")
