@@ -58,6 +58,33 @@ def kill_uid(uid: int) -> None:
     os.waitpid(pid, 0)
 
 
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def remove_files_of(uid: int, roots: tuple[str, ...] = SHARED_TMP) -> int:
+    """Remove what `uid` left in world-writable folders (call after its processes are gone). Never follows links."""
+    import shutil
+
+    removed = 0
+    for root in roots:
+        try:
+            entries = list(os.scandir(root))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                continue
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m aifw.grading.jail", description=__doc__.splitlines()[0])
     p.add_argument("--uid", type=int, required=True)

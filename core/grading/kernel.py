@@ -22,7 +22,7 @@ from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 
-from .jail import kill_uid
+from .jail import kill_uid, remove_files_of
 
 
 @dataclass
@@ -71,6 +71,12 @@ class Sandbox:
     def kill_all(self) -> None:
         if self.uid is not None:
             kill_uid(self.uid)
+
+    def clean_up(self) -> None:
+        """After the submission: nothing of the uid runs, nothing of it stays in /tmp, /var/tmp, /dev/shm."""
+        if self.uid is not None:
+            kill_uid(self.uid)
+            remove_files_of(self.uid)
 
 
 _current: Sandbox | None = None

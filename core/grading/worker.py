@@ -145,6 +145,7 @@ def grade_one(run: RunDir, spec: RunSpec, student: str, worker: str) -> Status:
                 sandbox.kill_all()
     finally:
         watchdog.cancel()
+        sandbox.clean_up()
     if status.state == "graded" and any("time limit" in r for r in status.reasons):
         status.state = "timed_out"
     shutil.rmtree(work, ignore_errors=True)

@@ -84,6 +84,8 @@ def graded():
         "forkstorm": gc.answer(course, squares=FORK_STORM),
         "crasher": gc.answer(course, squares="import os\nos._exit(3)"),
         "sleeper": gc.answer(course, extra_cells=["import time\ntime.sleep(2.5)"] * 5),
+        "litterer": gc.answer(course, extra_cells=[
+            "import os\nopen('/tmp/aifw-litter-test', 'w').write('x')\nos.makedirs('/dev/shm/aifw-litter-dir/a', exist_ok=True)"]),
         "writer": gc.answer(course, squares=_write_attempts({
             "master gradebook": str(master_db), "another submission": str(good_nb),
             "run results": "../../results/writer/exercises.ipynb", "run gradebook": "../../gradebook.db",
@@ -139,7 +141,7 @@ def test_the_run_finishes_and_reports(graded):
     res = graded["res"]
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "aifw grade: summary" in res.stdout
-    assert set(graded["summary"]) == {"good", "partial", "loop", "membomb", "forkstorm", "crasher", "sleeper",
+    assert set(graded["summary"]) == {"litterer", "good", "partial", "loop", "membomb", "forkstorm", "crasher", "sleeper",
                                       "writer", "reader", "cheater", "faker"}
 
 
@@ -198,6 +200,12 @@ def test_writes_outside_its_directory_are_denied(graded):
     assert out.count("denied") == 5
     assert hashlib.sha256(graded["good_nb"].read_bytes()).hexdigest() == graded["hashes_before"][graded["good_nb"]]
     assert gc.totals(graded["course"])["writer"] == gc.MAX_SCORE  # it broke nothing of its own
+
+
+def test_files_left_in_shared_tmp_folders_are_removed(graded):
+    assert gc.totals(graded["course"])["litterer"] == gc.MAX_SCORE
+    assert not Path("/tmp/aifw-litter-test").exists()
+    assert not Path("/dev/shm/aifw-litter-dir").exists()
 
 
 def test_reads_of_the_gradebook_and_other_submissions_are_denied(graded):
