@@ -107,11 +107,12 @@ def main() -> int:
             limits=Limits(cell_timeout_s=site.grading.cell_timeout_s, submission_timeout_s=site.grading.submission_timeout_s,
                           memory_mb=int(site.grading.memory_gb * 1024), max_processes=site.grading.max_processes),
             slurm_conf=site.slurm.conf or os.environ.get("SLURM_CONF"), slurm_bin=site.slurm.bin_dir,
+            feedback=False, reports=False,  # stock autograde makes neither
         )
         t = time.perf_counter()
         first = []
-        _, outcomes = grade(opts, progress=lambda o, i, n: first.append(time.perf_counter() - t) if i == 1 else None,
-                            say=lambda m: None)
+        outcomes = grade(opts, progress=lambda o, i, n: first.append(time.perf_counter() - t) if i == 1 else None,
+                            say=lambda m: None).outcomes
         parallel_s = time.perf_counter() - t
 
         a, b = scores(stock, args.assignment), scores(mine, args.assignment)

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .rundir import Limits
-from .run import GradeError, GradeOptions, Outcome, chown_like, grade
+from .run import GradeError, GradeOptions, Outcome, grade
 
 STYLE = {"graded": "green", "timed_out": "yellow", "failed": "red", "not_run": "red"}
 
@@ -87,6 +87,8 @@ def options_from_args(args: argparse.Namespace) -> GradeOptions:
         partition=args.partition or g.partition or site.default_partition.name,
         limits=limits,
         jail=not args.no_sandbox,
+        feedback=not args.no_feedback,
+        reports=not args.no_reports,
         uid_base=g.sandbox_uid_base,
         slurm_conf=site.slurm.conf or os.environ.get("SLURM_CONF"),
         slurm_bin=site.slurm.bin_dir,
@@ -108,7 +110,7 @@ def summary_table(outcomes: list[Outcome]) -> Table:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from .report import summary_line, write_reports
+    from .report import summary_line
 
     console = Console()
     err = Console(stderr=True)
@@ -121,49 +123,34 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
         def progress(o: Outcome, done: int, total: int) -> None:
             nonlocal task
+            what = o.state.replace("_", " ")
             if not interactive:
-                print(f"[{done}/{total}] {o.student}: {o.state.replace('_', ' ')}" + (f" ({'; '.join(o.reasons)[:200]})" if o.reasons else ""), flush=True)
+                print(f"[{done}/{total}] {o.student}: {what}" + (f" ({'; '.join(o.reasons)[:200]})" if o.reasons else ""), flush=True)
                 return
             if task is None:
                 task = bar.add_task("", total=total)
-            bar.update(task, completed=done, description=f"last: {o.student} {o.state.replace('_', ' ')}")
+            bar.update(task, completed=done, description=f"last: {o.student} {what}")
 
         with bar:
-            run, outcomes = grade(opts, progress=progress, say=lambda m: console.print(m, highlight=False))
+            result = grade(opts, progress=progress, say=lambda m: console.print(m, highlight=False))
     except GradeError as e:
         err.print(f"[red]aifw grade:[/] {e}", highlight=False)
         return 2
     except KeyboardInterrupt:
         err.print("[red]aifw grade: interrupted[/]; the workers were stopped; what was merged stays in the gradebook")
         return 130
+    outcomes = result.outcomes
     if not outcomes:
         console.print("nothing to grade")
         return 0
     console.print(summary_table(outcomes))
-    merged = [o.student for o in outcomes if o.merged]
-    touched = [opts.course_dir / "gradebook.db"] + [opts.course_dir / "autograded" / s / opts.assignment for s in merged]
-    if merged and not args.no_feedback:
-        from .merge import Merger
-
-        api = Merger(opts.course_dir, run.path / "results", opts.assignment).api
-        failed = []
-        for i, student in enumerate(merged, 1):
-            res = api.generate_feedback(opts.assignment, student, force=True)
-            if not res.get("success"):
-                failed.append(student)
-            if not console.is_terminal and (i == len(merged) or i % 10 == 0):
-                print(f"feedback {i}/{len(merged)}", flush=True)
-        touched += [opts.course_dir / "feedback" / s / opts.assignment for s in merged]
-        console.print(f"feedback generated for {len(merged) - len(failed)} submission(s)"
-                      + (f"; failed for {', '.join(failed)}" if failed else ""))
-    if not args.no_reports:
-        out = write_reports(opts.course_dir, opts.course, opts.assignment, outcomes, run)
-        touched.append(opts.course_dir / "reports")
-        console.print(f"reports: {out}/report.html (grades.csv, exercises.csv, exercise-summary.csv, grades.png)")
-    chown_like(opts.course_dir, touched)
-    console.print(f"{summary_line(outcomes)}; per-submission logs in {run.logs}")
+    merged = [o for o in outcomes if o.merged]
+    if opts.feedback and merged:
+        console.print(f"feedback generated for {len(merged) - len(result.feedback_failed)} submission(s)"
+                      + (f"; failed for {', '.join(result.feedback_failed)}" if result.feedback_failed else "")
+                      + " (release it with nbgrader release_feedback or the formgrader)")
+    if result.reports:
+        console.print(f"reports: {result.reports}/report.html (grades.csv, exercises.csv, exercise-summary.csv, grades.png)")
+    console.print(f"{summary_line([o.to_json() for o in outcomes])}; per-submission logs in {result.reports or result.run.logs}"
+                  + ("/logs" if result.reports else ""))
     return 1 if any(o.state == "not_run" or (o.status and o.status.notebooks and not o.merged) for o in outcomes) else 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)

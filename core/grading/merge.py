@@ -86,6 +86,7 @@ class Merger:
         bindir = str(Path(sys.executable).parent)
         if bindir not in os.environ.get("PATH", "").split(os.pathsep):
             os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+        self.course_dir = course_dir
         self.assignment = assignment
         self.api = NbGraderAPI(config=merge_config(course_dir, results_dir))
 
@@ -98,3 +99,81 @@ class Merger:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         mismatch = [ln for ln in lines if "ResultMismatch" in ln or "grade it again" in ln]
         return False, "\n".join((mismatch or lines)[-8:])
+
+    def feedback(self, student: str) -> bool:
+        return bool(self.api.generate_feedback(self.assignment, student, force=True).get("success"))
+
+    def scores(self, students: list[str]) -> dict[str, tuple[float, float]]:
+        from nbgrader.api import Gradebook, MissingEntry
+
+        out = {}
+        with Gradebook(f"sqlite:///{self.course_dir / 'gradebook.db'}") as gb:
+            for s in students:
+                try:
+                    sub = gb.find_submission(self.assignment, s)
+                    out[s] = (sub.score, sub.max_score)
+                except MissingEntry:
+                    pass
+        return out
+
+
+# --------------------------------------------------------------------------- the merge service
+# The orchestrator runs as root; what it writes in the course directory (gradebook, autograded copies,
+# feedback, reports) is written by this service, started as the directory's owner (the course's grader
+# account), so nothing the grader account controls there (a symlink, say) can turn into a root write.
+# Protocol: one JSON request per line on stdin, one JSON answer per line on stdout.
+
+def serve(course_dir: Path, results_dir: Path, assignment: str, course: str, inp=None, out=None) -> int:
+    import json
+    import time
+
+    inp = inp or sys.stdin
+    out = out or sys.stdout
+    merger = Merger(course_dir, results_dir, assignment)
+    for line in inp:
+        req = json.loads(line)
+        op = req.get("op")
+        t0 = time.perf_counter()
+        try:
+            if op == "merge":
+                ok, err = merger.merge(req["student"])
+                answer = {"ok": ok, "error": err}
+            elif op == "feedback":
+                answer = {"ok": merger.feedback(req["student"])}
+            elif op == "scores":
+                answer = {"ok": True, "scores": merger.scores(req["students"])}
+            elif op == "reports":
+                from .report import write_reports
+
+                path = write_reports(course_dir, course, assignment, req["outcomes"], req.get("logs"))
+                answer = {"ok": True, "path": str(path)}
+            elif op == "quit":
+                return 0
+            else:
+                answer = {"ok": False, "error": f"unknown request {op!r}"}
+        except Exception as err:  # noqa: BLE001 - answered, the service goes on
+            answer = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+        answer["seconds"] = time.perf_counter() - t0
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m aifw.grading.merge")
+    p.add_argument("course_dir", type=Path)
+    p.add_argument("results_dir", type=Path)
+    p.add_argument("assignment")
+    p.add_argument("course")
+    args = p.parse_args(argv)
+    # Answers go to the real stdout; anything a library prints goes to stderr.
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return serve(args.course_dir, args.results_dir, args.assignment, args.course, out=answers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

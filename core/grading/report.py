@@ -17,11 +17,10 @@ import html
 import io
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from .rundir import RunDir
-from .run import Outcome
+from .rundir import RunDir  # noqa: F401 - documented layout
 
 STATES = ("graded", "timed_out", "failed", "not_run")
 STATE_WORDS = {"graded": "graded", "timed_out": "timed out", "failed": "failed", "not_run": "not run"}
@@ -36,14 +35,15 @@ class CellScore:
     max_score: float
 
 
-def counts(outcomes: list[Outcome]) -> dict[str, int]:
+# Outcomes reach this module as dicts (Outcome.to_json()): it runs in the merge service, as the grader.
+def counts(outcomes: list[dict]) -> dict[str, int]:
     out = {s: 0 for s in STATES}
     for o in outcomes:
-        out[o.state] = out.get(o.state, 0) + 1
+        out[o["state"]] = out.get(o["state"], 0) + 1
     return out
 
 
-def summary_line(outcomes: list[Outcome]) -> str:
+def summary_line(outcomes: list[dict]) -> str:
     c = counts(outcomes)
     return ", ".join(f"{c[s]} {STATE_WORDS[s]}" for s in STATES if c[s] or s == "graded")
 
@@ -120,11 +120,11 @@ def _rate(rate: float | None) -> str:
     return "" if rate is None else f"{100 * rate:.0f}%"
 
 
-def _html(assignment: str, course: str, outcomes: list[Outcome], summary: list[dict], png: bytes, tot) -> str:
+def _html(assignment: str, course: str, outcomes: list[dict], summary: list[dict], png: bytes, tot) -> str:
     e = html.escape
-    problems = [o for o in outcomes if o.state != "graded" or o.reasons]
+    problems = [o for o in outcomes if o["state"] != "graded" or o["reasons"]]
     rows_problems = "".join(
-        f"<tr><td>{e(o.student)}</td><td>{e(STATE_WORDS.get(o.state, o.state))}</td><td>{e('; '.join(o.reasons))}</td></tr>"
+        f"<tr><td>{e(o['student'])}</td><td>{e(STATE_WORDS.get(o['state'], o['state']))}</td><td>{e('; '.join(o['reasons']))}</td></tr>"
         for o in problems
     ) or "<tr><td colspan=3>none</td></tr>"
     rows_ex = "".join(
@@ -149,7 +149,7 @@ exercise-summary.csv, grading-summary.json, logs/.</p>
 </body></html>"""
 
 
-def write_reports(course_dir: Path, course: str, assignment: str, outcomes: list[Outcome], run: RunDir | None) -> Path:
+def write_reports(course_dir: Path, course: str, assignment: str, outcomes: list[dict], results_dir: str | None) -> Path:
     out = course_dir / "reports" / assignment
     out.mkdir(parents=True, exist_ok=True)
     rows = cell_scores(course_dir, assignment)
@@ -169,23 +169,17 @@ def write_reports(course_dir: Path, course: str, assignment: str, outcomes: list
         w = csv.DictWriter(f, fieldnames=["notebook", "cell", "max_score", "mean_score", "success_rate", "submissions"])
         w.writeheader()
         w.writerows(summary)
-    (out / "grading-summary.json").write_text(json.dumps({
-        "course": course, "assignment": assignment, "counts": counts(outcomes),
-        "run_directory": str(run.path) if run else None,
-        "submissions": [{**{k: v for k, v in asdict(o).items() if k not in ("status", "merge_s")},
-                         "times": ({"prepare_s": round(o.status.prepare_s, 3), "kernel_start_s": round(o.status.kernel_start_s, 3),
-                                    "execution_s": round(o.status.execution_s, 3), "merge_s": round(o.merge_s, 3)} if o.status else None)}
-                        for o in outcomes],
-    }, indent=1))
+    (out / "grading-summary.json").write_text(json.dumps(
+        {"course": course, "assignment": assignment, "counts": counts(outcomes), "submissions": outcomes}, indent=1))
     png = plot_png(rows, summary, assignment)
     (out / "grades.png").write_bytes(png)
     (out / "report.html").write_text(_html(assignment, course, outcomes, summary, png, totals(rows)))
-    if run is not None:
+    if results_dir:
         logs = out / "logs"
         logs.mkdir(exist_ok=True)
         for o in outcomes:
             for suffix in (".log", ".kernel.log"):
-                src = run.logs / f"{o.student}{suffix}"
-                if src.is_file():
-                    shutil.copyfile(src, logs / f"{o.student}{suffix}")
+                src = Path(results_dir) / o["student"] / f"{o['student']}{suffix}"
+                if src.is_file() and not src.is_symlink():
+                    shutil.copyfile(src, logs / f"{o['student']}{suffix}")
     return out

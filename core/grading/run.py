@@ -40,6 +40,8 @@ class GradeOptions:
     partition: str | None = None
     limits: Limits = Limits()
     jail: bool = True
+    feedback: bool = True  # nbgrader generate_feedback for every merged submission
+    reports: bool = True  # CSV exports, plot, HTML report
     uid_base: int = 2_000_000
     python: str = sys.executable
     slurm_conf: str | None = None
@@ -58,6 +60,22 @@ class Outcome:
     max_score: float | None = None
     status: Status | None = None
     merge_s: float = 0.0  # time spent writing it into the gradebook (nbgrader autograde without execution)
+
+    def to_json(self) -> dict:
+        st = self.status
+        times = None if st is None else {
+            "prepare_s": round(st.prepare_s, 3), "kernel_start_s": round(st.kernel_start_s, 3),
+            "execution_s": round(st.execution_s, 3), "merge_s": round(self.merge_s, 3)}
+        return {"student": self.student, "state": self.state, "reasons": self.reasons, "merged": self.merged,
+                "score": self.score, "max_score": self.max_score, "worker": st.worker if st else None, "times": times}
+
+
+@dataclass
+class GradeResult:
+    run: RunDir | None
+    outcomes: list[Outcome]
+    reports: Path | None = None
+    feedback_failed: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- planning (pure-ish)
@@ -278,29 +296,76 @@ class SlurmWorkers(Workers):
             pass
 
 
+# --------------------------------------------------------------------------- the merge service
+class MergeClient:
+    """The merge service (aifw.grading.merge), started as the owner of the course directory."""
+
+    def __init__(self, opts: GradeOptions, run: RunDir):
+        import pwd
+
+        st = opts.course_dir.stat()
+        self.owner_uid, self.owner_gid = st.st_uid, st.st_gid
+        argv = [opts.python, "-m", "aifw.grading.merge", str(opts.course_dir), str(run.path / "results"),
+                opts.assignment, opts.course]
+        if os.geteuid() == 0 and st.st_uid != 0:
+            try:
+                owner = pwd.getpwuid(st.st_uid).pw_name
+            except KeyError:
+                raise GradeError(f"{opts.course_dir} is owned by uid {st.st_uid}, which has no account") from None
+            argv = ["runuser", "-u", owner, "--", *argv]
+        else:
+            self.owner_uid = None  # no hand-over needed: the service runs as this user
+        env = {"PATH": f"{Path(opts.python).parent}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+               "HOME": str(opts.course_dir), "MPLCONFIGDIR": str(run.path / "results" / ".mpl")}
+        self.log = open(run.logs / "merge.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                     env=env, text=True, cwd=str(opts.course_dir))
+
+    def hand_over(self, folder: Path) -> None:
+        """Let the service read a result folder (written by root)."""
+        if self.owner_uid is None:
+            return
+        for root, dirs, files in os.walk(folder):
+            for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+                os.lchown(name, self.owner_uid, self.owner_gid)
+
+    def request(self, **req) -> dict:
+        import json
+
+        if self.proc.poll() is not None:
+            raise GradeError(f"the merge service ended (exit {self.proc.returncode}); see {self.log.name}")
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise GradeError(f"the merge service ended; see {self.log.name}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write('{"op": "quit"}\n')
+                self.proc.stdin.close()
+                self.proc.wait(30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+        self.log.close()
+
+
 # --------------------------------------------------------------------------- the run
 ProgressFn = Callable[[Outcome, int, int], None]
 
 
-def _scores(course_dir: Path, assignment: str, students: list[str]) -> dict[str, tuple[float, float]]:
-    from nbgrader.api import Gradebook, MissingEntry
-
-    out = {}
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        for s in students:
-            try:
-                sub = gb.find_submission(assignment, s)
-                out[s] = (sub.score, sub.max_score)
-            except MissingEntry:
-                pass
-    return out
+def _collect_logs(run: RunDir, student: str) -> None:
+    for suffix in (".log", ".kernel.log"):
+        src = run.logs / f"{student}{suffix}"
+        if src.is_file():
+            shutil.copyfile(src, run.results(student) / f"{student}{suffix}")
 
 
 def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[[str], None] = print,
-          poll_s: float = 0.5) -> tuple[RunDir | None, list[Outcome]]:
-    """Grade what needs grading; returns the run directory and one Outcome per submission."""
-    from .merge import Merger
-
+          poll_s: float = 0.5) -> GradeResult:
+    """Grade what needs grading: one Outcome per submission, then feedback and reports."""
     check_id("course", opts.course)
     check_id("assignment", opts.assignment)
     if not opts.course_dir.is_dir():
@@ -315,13 +380,18 @@ def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[
     if done:
         say(f"{len(done)} submission(s) already graded and unchanged (use --force to grade them again)")
     if not todo:
-        return None, []
+        return GradeResult(None, [])
     run = prepare_run(opts, todo, notebooks)
-    merger = Merger(opts.course_dir, run.path / "results", opts.assignment)
-    workers: Workers = (SlurmWorkers(run, opts, len(todo)) if opts.mode == "slurm"
-                        else LocalWorkers(run, min(opts.workers, len(todo)), opts.python))
+    merger = MergeClient(opts, run)
+    try:
+        workers: Workers = (SlurmWorkers(run, opts, len(todo)) if opts.mode == "slurm"
+                            else LocalWorkers(run, min(opts.workers, len(todo)), opts.python))
+    except BaseException:
+        merger.close()
+        raise
     say(f"grading {len(todo)} submission(s) of {opts.assignment} with {workers.describe}; run directory {run.path}")
     outcomes: dict[str, Outcome] = {}
+
     def record(out: Outcome) -> None:
         outcomes[out.student] = out
         if progress:
@@ -335,14 +405,16 @@ def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[
             for student in new:
                 st = finished[student]
                 out = Outcome(student, st.state, list(st.reasons), status=st)
+                _collect_logs(run, student)
+                merger.hand_over(run.results(student))
                 if st.notebooks:
-                    t0 = time.perf_counter()
-                    ok, err = merger.merge(student)
-                    out.merge_s = time.perf_counter() - t0
-                    out.merged = ok
-                    if not ok:
+                    answer = merger.request(op="merge", student=student)
+                    out.merge_s = answer.get("seconds", 0.0)
+                    out.merged = bool(answer.get("ok"))
+                    if not out.merged:
+                        err = (answer.get("error") or "").strip()
                         out.state = "failed"
-                        out.reasons.append("not merged: " + (err.strip().splitlines()[-1] if err.strip() else "nbgrader failed"))
+                        out.reasons.append("not merged: " + (err.splitlines()[-1] if err else "nbgrader failed"))
                 record(out)
             if new:
                 continue
@@ -356,25 +428,24 @@ def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[
                         record(Outcome(student, "not_run", [f"the worker ended before grading it; see {run.logs}/worker-*.log"]))
                 break
             time.sleep(poll_s)
+
+        merged = [o.student for o in outcomes.values() if o.merged]
+        for student, (score, max_score) in merger.request(op="scores", students=merged).get("scores", {}).items():
+            outcomes[student].score, outcomes[student].max_score = score, max_score
+        result = GradeResult(run, [outcomes[s] for s in todo])
+        if opts.feedback and merged:
+            say(f"generating feedback for {len(merged)} submission(s)")
+            result.feedback_failed = [s for s in merged if not merger.request(op="feedback", student=s).get("ok")]
+        if opts.reports:
+            answer = merger.request(op="reports", outcomes=[o.to_json() for o in result.outcomes],
+                                    logs=str(run.path / "results"))
+            if answer.get("ok"):
+                result.reports = Path(answer["path"])
+            else:
+                say(f"the reports could not be written: {answer.get('error')}")
+        return result
     except KeyboardInterrupt:
         workers.stop()
         raise
-    merged = [o.student for o in outcomes.values() if o.merged]
-    for student, (score, max_score) in _scores(opts.course_dir, opts.assignment, merged).items():
-        outcomes[student].score, outcomes[student].max_score = score, max_score
-    return run, [outcomes[s] for s in todo]
-
-
-def chown_like(course_dir: Path, paths: list[Path]) -> None:
-    """Give what root wrote in the course directory to the directory's owner (the grader account)."""
-    st = course_dir.stat()
-    if os.geteuid() != 0 or st.st_uid == 0:
-        return
-    for path in paths:
-        if not path.exists():
-            continue
-        os.lchown(path, st.st_uid, st.st_gid)
-        if path.is_dir() and not path.is_symlink():
-            for root, dirs, files in os.walk(path):
-                for name in dirs + files:
-                    os.lchown(os.path.join(root, name), st.st_uid, st.st_gid)
+    finally:
+        merger.close()

@@ -6,7 +6,8 @@
       source/             the assignment's source files other than notebooks (copied next to each submission)
       submitted/<student> the submissions as collected (snapshot)
       claims/<student>    made (mkdir, atomic) by the worker that grades it
-      results/<student>/  executed notebooks + status.json, written by the (trusted) worker
+      results/<student>/  executed notebooks + status.json, written by the (trusted) worker, then handed
+                          to the merge service (the course directory's owner) with the student's logs
       logs/               <student>.log, <student>.kernel.log, worker-<n>.log
       work/<student>/     0700, owned by the submission's throwaway uid: its working copy
 """
@@ -124,7 +125,7 @@ class RunDir:
     def create(self) -> None:
         """The directory tree with its modes (the caller is the trusted grader, normally root)."""
         self.path.mkdir(parents=True, exist_ok=False, mode=0o700)
-        for sub, mode in (("source", 0o700), ("submitted", 0o700), ("claims", 0o700), ("results", 0o700),
+        for sub, mode in (("source", 0o700), ("submitted", 0o700), ("claims", 0o700), ("results", 0o711),
                           ("logs", 0o700), ("work", 0o711)):
             (self.path / sub).mkdir(mode=mode)
             (self.path / sub).chmod(mode)

@@ -109,7 +109,9 @@ def test_finished_ignores_broken_status_files(tmp_path):
     run.status_file("broken").write_text("{not json")
     assert list(run.finished()) == ["ok"]
     assert oct(run.path.stat().st_mode & 0o777) == "0o711"
-    assert oct((run.path / "results").stat().st_mode & 0o777) == "0o700"
+    assert oct((run.path / "results").stat().st_mode & 0o777) == "0o711"  # the merge service passes through
+    assert oct((run.path / "submitted").stat().st_mode & 0o777) == "0o700"
+    assert oct(run.gradebook.parent.stat().st_mode & 0o777) == "0o711"
 
 
 def test_jail_refuses_system_uids():
@@ -166,7 +168,7 @@ def test_edited_cell_flags_are_restored_from_the_gradebook(tmp_path):
 def _args(**kw) -> argparse.Namespace:
     base = dict(course="aif-foundations", assignment="m1-first-steps", local=None, workers=None, partition=None,
                 student=None, force=False, cell_timeout=None, timeout=None, memory_gb=None, max_processes=None,
-                no_sandbox=False, site=None, course_dir=None, runs_dir=None)
+                no_sandbox=False, no_feedback=False, no_reports=False, site=None, course_dir=None, runs_dir=None)
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -204,7 +206,7 @@ def test_report_numbers_and_plot():
     assert summary[("nb", "t2")]["success_rate"] == 0.5 and summary[("nb", "t2")]["mean_score"] == 1.5
     assert totals(rows) == {"a": (2, 5), "b": (5, 5)}
     assert plot_png(rows, list(summary.values()), "a1").startswith(b"\x89PNG")
-    outs = [Outcome("a", "graded"), Outcome("b", "timed_out"), Outcome("c", "failed")]
+    outs = [Outcome("a", "graded").to_json(), Outcome("b", "timed_out").to_json(), Outcome("c", "failed").to_json()]
     assert summary_line(outs) == "1 graded, 1 timed out, 1 failed"
 
 
