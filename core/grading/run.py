@@ -312,7 +312,10 @@ class MergeClient:
                 owner = pwd.getpwuid(st.st_uid).pw_name
             except KeyError:
                 raise GradeError(f"{opts.course_dir} is owned by uid {st.st_uid}, which has no account") from None
-            argv = ["runuser", "-u", owner, "--", *argv]
+            runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin")
+            if runuser is None:
+                raise GradeError("runuser (util-linux) is needed to write the gradebook as its owner; install util-linux")
+            argv = [runuser, "-u", owner, "--", *argv]
         else:
             self.owner_uid = None  # no hand-over needed: the service runs as this user
         env = {"PATH": f"{Path(opts.python).parent}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
