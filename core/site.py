@@ -255,6 +255,10 @@ class Site(_Model):
     def course(self, course_id: str) -> CourseEntry | None:
         return next((c for c in self.courses if c.id == course_id), None)
 
+    def courses_of(self, user: str) -> list[str]:
+        """Ids of the courses `user` takes or teaches; a course that lists no learners is open to everyone."""
+        return [c.id for c in self.courses if not c.learners or user in c.learners or user in c.trainers]
+
     @property
     def course_ids(self) -> list[str]:
         return [c.id for c in self.courses]

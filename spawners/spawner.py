@@ -191,11 +191,12 @@ class AIFSlurmSpawner(SlurmSpawner):
         return [str(venv_bin / "batchspawner-singleuser"), str(venv_bin / "jupyterhub-singleuser"), *self.get_args()]
 
     def session_setup(self) -> list[list[str]]:
-        """Trusted commands run in the job before JupyterLab: put the site's courses in the learner's home."""
-        if not self.site.course_ids:
+        """Trusted commands run in the job before JupyterLab: put the user's courses in their home."""
+        mine = self.site.courses_of(self.user.name)
+        if not mine:
             return []
         share = Path(self.site.paths.runtime_prefix) / "share" / "courses"
-        return [[str(self.site.paths.venv / "bin" / "aifw"), "courses", "sync", "--share", str(share), *self.site.course_ids]]
+        return [[str(self.site.paths.venv / "bin" / "aifw"), "courses", "sync", "--share", str(share), *mine]]
 
     def _home(self) -> str:
         try:

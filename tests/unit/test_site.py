@@ -79,3 +79,15 @@ def test_aifw_site_env_selects_the_site_file(tmp_path, monkeypatch):
     path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("AIFW_SITE", str(path))
     assert load_site().name == "from env"
+
+
+def test_a_user_gets_the_courses_they_take_or_teach_and_open_ones():
+    from aifw.site import site_from_dict
+
+    site = site_from_dict({"name": "s", "partitions": [{"name": "cpu"}], "courses": [
+        {"id": "closed", "learners": ["ann"], "trainers": ["tom"]},
+        "open-to-all",
+    ]})
+    assert site.courses_of("ann") == ["closed", "open-to-all"]
+    assert site.courses_of("tom") == ["closed", "open-to-all"]
+    assert site.courses_of("bob") == ["open-to-all"]
