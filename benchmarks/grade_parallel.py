@@ -73,6 +73,9 @@ def main() -> int:
     p.add_argument("--partition", default=None)
     p.add_argument("--site", default=None, help="site file (Slurm settings); default $AIFW_SITE or the sandbox's")
     p.add_argument("--keep", action="store_true", help="keep the course directories")
+    p.add_argument("--no-one-worker", action="store_true",
+                   help="skip the third run (aifw grade with one worker), which splits the speed-up into "
+                        "parallelism and per-submission cost")
     args = p.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: aifw grade starts each submission's kernel as a throwaway uid")
@@ -88,6 +91,9 @@ def main() -> int:
         students = build_course(mine, args.course, args.assignment, args.submissions)
         stock = base / "serial"
         shutil.copytree(mine, stock)
+        one = base / "one-worker"
+        if not args.no_one_worker:
+            shutil.copytree(mine, one)
         print(f"{len(students)} submissions of {args.course}/{args.assignment} ready in {time.perf_counter() - t:.0f} s; "
               f"{os.cpu_count()} cores", flush=True)
 
@@ -100,20 +106,29 @@ def main() -> int:
             print(res.stderr[-2000:])
 
         mode = "local" if args.local else "slurm"
-        print(f"aifw grade ({mode}, {args.workers} workers, sandboxed) ...", flush=True)
-        opts = GradeOptions(
-            course=args.course, assignment=args.assignment, course_dir=mine, runs_root=base / "runs", mode=mode,
-            workers=args.workers, partition=args.partition or site.grading.partition or site.default_partition.name,
-            limits=Limits(cell_timeout_s=site.grading.cell_timeout_s, submission_timeout_s=site.grading.submission_timeout_s,
-                          memory_mb=int(site.grading.memory_gb * 1024), max_processes=site.grading.max_processes),
-            slurm_conf=site.slurm.conf or os.environ.get("SLURM_CONF"), slurm_bin=site.slurm.bin_dir,
-            feedback=False, reports=False,  # stock autograde makes neither
-        )
-        t = time.perf_counter()
-        first = []
-        outcomes = grade(opts, progress=lambda o, i, n: first.append(time.perf_counter() - t) if i == 1 else None,
-                            say=lambda m: None).outcomes
-        parallel_s = time.perf_counter() - t
+
+        def run_aifw(course_dir: Path, workers: int):
+            print(f"aifw grade ({mode}, {workers} worker(s), sandboxed) ...", flush=True)
+            opts = GradeOptions(
+                course=args.course, assignment=args.assignment, course_dir=course_dir, runs_root=base / "runs",
+                mode=mode, workers=workers,
+                partition=args.partition or site.grading.partition or site.default_partition.name,
+                limits=Limits(cell_timeout_s=site.grading.cell_timeout_s,
+                              submission_timeout_s=site.grading.submission_timeout_s,
+                              memory_mb=int(site.grading.memory_gb * 1024), max_processes=site.grading.max_processes),
+                slurm_conf=site.slurm.conf or os.environ.get("SLURM_CONF"), slurm_bin=site.slurm.bin_dir,
+                feedback=False, reports=False,  # stock autograde makes neither
+            )
+            t = time.perf_counter()
+            first = []
+            outs = grade(opts, progress=lambda o, i, n: first.append(time.perf_counter() - t) if i == 1 else None,
+                         say=lambda m: None).outcomes
+            return time.perf_counter() - t, outs, (first[0] if first else float("nan"))
+
+        parallel_s, outcomes, first_s = run_aifw(mine, args.workers)
+        one_s = None
+        if not args.no_one_worker:
+            one_s, _, _ = run_aifw(one, 1)
 
         a, b = scores(stock, args.assignment), scores(mine, args.assignment)
         identical = a == b and len(a) > 0
@@ -124,13 +139,16 @@ def main() -> int:
         print(f"stock nbgrader autograde    {serial_s:8.1f} s   ({serial_s / len(students):.2f} s per submission, one process)")
         print(f"aifw grade                  {parallel_s:8.1f} s   ({mode}, {args.workers} workers)")
         print(f"speed-up                    {serial_s / parallel_s:8.2f} x")
+        if one_s:
+            print(f"  aifw grade, one worker    {one_s:8.1f} s   -> parallelism {one_s / parallel_s:.2f} x "
+                  f"(1 -> {args.workers} workers), per-submission cost {serial_s / one_s:.2f} x (stock / one worker)")
         print(f"identical scores            {'yes' if identical else 'NO'} ({len(b)} graded cells compared)")
         print("where the time goes in aifw grade (seconds, summed over submissions):")
         print(f"  workers  prepare (copy, sanitize)  {sum(s.prepare_s for s in st):8.1f}")
         print(f"  workers  kernel start              {sum(s.kernel_start_s for s in st):8.1f}")
         print(f"  workers  execution                 {sum(s.execution_s for s in st):8.1f}")
         print(f"  merge    gradebook writes          {sum(o.merge_s for o in outcomes):8.1f}   (one process, while workers run)")
-        print(f"  first result after                 {first[0] if first else float('nan'):8.1f}   (snapshot, job start, first kernel)")
+        print(f"  first result after                 {first_s:8.1f}   (snapshot, job start, first kernel)")
         if not identical:
             diff = [k for k in set(a) | set(b) if a.get(k) != b.get(k)]
             print(f"differences ({len(diff)}):", sorted(diff)[:10])
