@@ -254,7 +254,7 @@ class LocalWorkers(Workers):
 
 class SlurmWorkers(Workers):
     def __init__(self, run: RunDir, opts: GradeOptions, n_submissions: int):
-        from aifw.slurm import SlurmClient, SlurmError
+        from aifw.slurm import SlurmClient, SlurmRejected, SlurmError
 
         self.client = SlurmClient(bin_dir=opts.slurm_bin, conf=opts.slurm_conf, timeout_s=20)
         script = batch_script(
@@ -265,8 +265,10 @@ class SlurmWorkers(Workers):
         (run.path / "job.sh").write_text(script)
         try:
             res = asyncio.run(self.client.run("sbatch", ["--parsable"], stdin=script))
-        except SlurmError as err:
+        except SlurmRejected as err:
             raise GradeError(f"Slurm refused the grading job: {err}") from None
+        except SlurmError as err:
+            raise GradeError(f"Slurm is not reachable ({err}); start it, or grade without it: --local N") from None
         self.job_id = res.stdout.strip().split(";")[0]
         self.describe = f"Slurm array job {self.job_id} ({opts.workers} task(s) on partition {opts.partition or 'default'})"
         self._last_check = 0.0

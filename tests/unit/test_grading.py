@@ -218,3 +218,29 @@ def test_cli_refuses_to_sandbox_without_root(tmp_path, monkeypatch):
     course.mkdir()
     with pytest.raises(GradeError, match="needs root"):
         grade(GradeOptions(course="c", assignment="a", course_dir=course, runs_root=tmp_path / "runs"))
+
+
+def _fake_sbatch(tmp_path: Path, stderr: str, rc: int) -> Path:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    script = bindir / "sbatch"
+    script.write_text(f"#!/bin/sh\ncat >/dev/null\necho '{stderr}' >&2\nexit {rc}\n")
+    script.chmod(0o755)
+    return bindir
+
+
+@pytest.mark.parametrize("stderr, rc, message", [
+    ("sbatch: error: invalid partition specified: nope", 1, "Slurm refused the grading job: .*invalid partition"),
+    ("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)", 1,
+     "Slurm is not reachable .* --local N"),
+])
+def test_slurm_saying_no_or_not_answering_is_told_apart(tmp_path, stderr, rc, message):
+    from aifw.grading.run import GradeOptions, SlurmWorkers
+
+    run = RunDir(tmp_path / "run")
+    run.create()
+    opts = GradeOptions(course="c", assignment="a", course_dir=tmp_path, runs_root=tmp_path, mode="slurm",
+                        partition="nope", slurm_bin=str(_fake_sbatch(tmp_path, stderr, rc)))
+    with pytest.raises(GradeError, match=message):
+        SlurmWorkers(run, opts, 3)
+    assert "#SBATCH --array=0-1" in (run.path / "job.sh").read_text()
