@@ -223,6 +223,20 @@ class Workers:
         raise NotImplementedError
 
     describe = ""
+    state = ""  # what the workers are doing, in words, for the progress line ("" when nothing to say)
+
+
+def describe_array(job_id: str, lines: list[list[str]]) -> str:
+    """squeue's "STATE|REASON" lines of an array job, in words."""
+    running = sum(1 for ln in lines if ln[0] == "RUNNING")
+    pending = [ln for ln in lines if ln[0] == "PENDING"]
+    parts = []
+    if running:
+        parts.append(f"{running} task(s) running")
+    if pending:
+        reason = pending[0][1] if len(pending[0]) > 1 else ""
+        parts.append("tasks pending" + (f" ({reason})" if reason and reason != "None" else ""))
+    return f"Slurm job {job_id}: " + ", ".join(parts) if parts else ""
 
 
 class LocalWorkers(Workers):
@@ -281,8 +295,10 @@ class SlurmWorkers(Workers):
             return self._alive
         self._last_check = time.monotonic()
         try:
-            res = asyncio.run(self.client.run("squeue", ["-h", "-j", self.job_id, "-o", "%T"]))
-            self._alive = bool(res.stdout.strip())
+            res = asyncio.run(self.client.run("squeue", ["-h", "-j", self.job_id, "-o", "%T|%r"]))
+            lines = [ln.split("|", 1) for ln in res.stdout.split("\n") if ln.strip()]
+            self._alive = bool(lines)
+            self.state = describe_array(self.job_id, lines)
         except SlurmUnavailable:
             pass  # no answer is not "gone"
         except SlurmError:
@@ -403,6 +419,7 @@ def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[
             progress(out, len(outcomes), len(todo))
 
     workers_gone_at = None
+    shown_state = ""
     try:
         while len(outcomes) < len(todo):
             finished = run.finished()
@@ -425,6 +442,9 @@ def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[
                 continue
             if workers.alive():
                 workers_gone_at = None
+                if workers.state and workers.state != shown_state and not outcomes:
+                    say(workers.state)  # until results come, say what Slurm is doing
+                shown_state = workers.state
             elif workers_gone_at is None:
                 workers_gone_at = time.monotonic()  # one more look: a last status may be landing
             elif time.monotonic() - workers_gone_at > 2:

@@ -244,3 +244,12 @@ def test_slurm_saying_no_or_not_answering_is_told_apart(tmp_path, stderr, rc, me
     with pytest.raises(GradeError, match=message):
         SlurmWorkers(run, opts, 3)
     assert "#SBATCH --array=0-1" in (run.path / "job.sh").read_text()
+
+
+def test_a_pending_array_is_explained():
+    from aifw.grading.run import describe_array
+
+    assert describe_array("7", [["PENDING", "Resources"]]) == "Slurm job 7: tasks pending (Resources)"
+    assert describe_array("7", [["RUNNING", "None"], ["PENDING", "JobArrayTaskLimit"]]) == \
+        "Slurm job 7: 1 task(s) running, tasks pending (JobArrayTaskLimit)"
+    assert describe_array("7", []) == ""
