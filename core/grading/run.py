@@ -206,10 +206,12 @@ def batch_script(run: RunDir, *, workers: int, partition: str | None, memory_mb:
     return "\n".join(lines) + "\n"
 
 
-def job_minutes(n_submissions: int, workers: int, limits: Limits) -> int:
-    """Time limit of each array task: its share of submissions at their time limit, plus start-up."""
+def job_minutes(n_submissions: int, workers: int, limits: Limits, partition_max: int | None = None) -> int:
+    """Time limit of each array task: its share of submissions at their time limit, plus start-up, within
+    the partition's MaxTime (a longer request would pend forever: PartitionTimeLimit)."""
     per_worker = -(-n_submissions // max(1, workers))
-    return max(5, min(24 * 60, -(-per_worker * limits.submission_timeout_s // 60) + 5))
+    wanted = max(5, min(24 * 60, -(-per_worker * limits.submission_timeout_s // 60) + 5))
+    return min(wanted, partition_max) if partition_max else wanted
 
 
 # --------------------------------------------------------------------------- workers
@@ -271,9 +273,14 @@ class SlurmWorkers(Workers):
         from aifw.slurm import SlurmClient, SlurmRejected, SlurmError
 
         self.client = SlurmClient(bin_dir=opts.slurm_bin, conf=opts.slurm_conf, timeout_s=20)
+        minutes = job_minutes(n_submissions, opts.workers, opts.limits, self._partition_max(opts.partition))
+        self.note = ""
+        if minutes < job_minutes(n_submissions, opts.workers, opts.limits):
+            self.note = (f"partition {opts.partition} allows {minutes} min per job: if submissions run long, some may "
+                         "not be reached (they are reported as not run); more --workers share the load")
         script = batch_script(
             run, workers=opts.workers, partition=opts.partition,
-            memory_mb=opts.limits.memory_mb + 1024, minutes=job_minutes(n_submissions, opts.workers, opts.limits),
+            memory_mb=opts.limits.memory_mb + 1024, minutes=minutes,
             python=opts.python, job_name=f"aifw-grade-{opts.course}", slurm_conf=opts.slurm_conf,
         )
         (run.path / "job.sh").write_text(script)
@@ -287,6 +294,18 @@ class SlurmWorkers(Workers):
         self.describe = f"Slurm array job {self.job_id} ({opts.workers} task(s) on partition {opts.partition or 'default'})"
         self._last_check = 0.0
         self._alive = True
+
+    def _partition_max(self, partition: str | None) -> int | None:
+        from aifw.slurm import SlurmError
+
+        try:
+            parts = asyncio.run(self.client.partitions())
+        except SlurmError:
+            return None  # sbatch will say what is wrong
+        for part in parts:
+            if (partition and part.name == partition) or (not partition and part.default):
+                return part.max_time_minutes
+        return None
 
     def alive(self) -> bool:
         from aifw.slurm import SlurmError, SlurmUnavailable
@@ -411,6 +430,8 @@ def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[
         merger.close()
         raise
     say(f"grading {len(todo)} submission(s) of {opts.assignment} with {workers.describe}; run directory {run.path}")
+    if getattr(workers, "note", ""):
+        say(workers.note)
     outcomes: dict[str, Outcome] = {}
 
     def record(out: Outcome) -> None:

@@ -90,6 +90,8 @@ def test_job_time_covers_each_workers_share():
     assert job_minutes(10, 2, limits) == 15  # 5 submissions x 2 min + 5 min start-up
     assert job_minutes(1, 8, limits) == 7
     assert job_minutes(100000, 1, limits) == 24 * 60
+    assert job_minutes(500, 1, limits, partition_max=480) == 480  # never past the partition's MaxTime
+    assert job_minutes(10, 2, limits, partition_max=480) == 15
 
 
 def test_run_spec_round_trip_and_one_uid_per_submission():
