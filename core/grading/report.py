@@ -20,7 +20,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .rundir import RunDir  # noqa: F401 - documented layout
 
 STATES = ("graded", "timed_out", "failed", "not_run")
 STATE_WORDS = {"graded": "graded", "timed_out": "timed out", "failed": "failed", "not_run": "not run"}

@@ -3,7 +3,6 @@ refusal of results that do not match, restored cell flags, option checks and the
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import nbformat
