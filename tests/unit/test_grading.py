@@ -254,3 +254,14 @@ def test_a_pending_array_is_explained():
     assert describe_array("7", [["RUNNING", "None"], ["PENDING", "JobArrayTaskLimit"]]) == \
         "Slurm job 7: 1 task(s) running, tasks pending (JobArrayTaskLimit)"
     assert describe_array("7", []) == ""
+
+
+def test_an_unknown_assignment_or_a_folder_without_gradebook_says_what_to_do(tmp_path):
+    from aifw.grading.run import assignment_notebooks
+
+    with pytest.raises(GradeError, match="no gradebook.db"):
+        assignment_notebooks(tmp_path, "tiny")
+    course = gc.make_course(tmp_path / "course")
+    assert assignment_notebooks(course, gc.ASSIGNMENT) == [gc.NOTEBOOK]
+    with pytest.raises(GradeError, match=r"'m9' is not in the gradebook .*known: tiny.*generate_assignment m9"):
+        assignment_notebooks(course, "m9")
