@@ -215,6 +215,18 @@ def job_minutes(n_submissions: int, workers: int, limits: Limits, partition_max:
 
 
 # --------------------------------------------------------------------------- workers
+def _sync(coro):
+    """Run a Slurm client coroutine to completion, also when the caller already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 class Workers:
     """Started workers; `alive()` says whether any may still report a result."""
 
@@ -285,7 +297,7 @@ class SlurmWorkers(Workers):
         )
         (run.path / "job.sh").write_text(script)
         try:
-            res = asyncio.run(self.client.run("sbatch", ["--parsable"], stdin=script))
+            res = _sync(self.client.run("sbatch", ["--parsable"], stdin=script))
         except SlurmRejected as err:
             raise GradeError(f"Slurm refused the grading job: {err}") from None
         except SlurmError as err:
@@ -299,7 +311,7 @@ class SlurmWorkers(Workers):
         from aifw.slurm import SlurmError
 
         try:
-            parts = asyncio.run(self.client.partitions())
+            parts = _sync(self.client.partitions())
         except SlurmError:
             return None  # sbatch will say what is wrong
         for part in parts:
@@ -314,7 +326,7 @@ class SlurmWorkers(Workers):
             return self._alive
         self._last_check = time.monotonic()
         try:
-            res = asyncio.run(self.client.run("squeue", ["-h", "-j", self.job_id, "-o", "%T|%r"]))
+            res = _sync(self.client.run("squeue", ["-h", "-j", self.job_id, "-o", "%T|%r"]))
             lines = [ln.split("|", 1) for ln in res.stdout.split("\n") if ln.strip()]
             self._alive = bool(lines)
             self.state = describe_array(self.job_id, lines)
@@ -328,7 +340,7 @@ class SlurmWorkers(Workers):
         from aifw.slurm import SlurmError
 
         try:
-            asyncio.run(self.client.run("scancel", [self.job_id]))
+            _sync(self.client.run("scancel", [self.job_id]))
         except SlurmError:
             pass
 

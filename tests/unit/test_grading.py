@@ -265,3 +265,20 @@ def test_an_unknown_assignment_or_a_folder_without_gradebook_says_what_to_do(tmp
     assert assignment_notebooks(course, gc.ASSIGNMENT) == [gc.NOTEBOOK]
     with pytest.raises(GradeError, match=r"'m9' is not in the gradebook .*known: tiny.*generate_assignment m9"):
         assignment_notebooks(course, "m9")
+
+
+def test_slurm_calls_work_from_inside_a_running_event_loop(tmp_path):
+    import asyncio
+
+    from aifw.grading.run import GradeOptions, SlurmWorkers
+
+    run = RunDir(tmp_path / "run")
+    run.create()
+    opts = GradeOptions(course="c", assignment="a", course_dir=tmp_path, runs_root=tmp_path, mode="slurm",
+                        partition="nope", slurm_bin=str(_fake_sbatch(tmp_path, "sbatch: error: invalid partition", 1)))
+
+    async def inside_a_loop():
+        with pytest.raises(GradeError, match="Slurm refused"):
+            SlurmWorkers(run, opts, 2)
+
+    asyncio.run(inside_a_loop())
