@@ -355,11 +355,13 @@ class SlurmClient:
             raise SlurmRejected(message)
         return result
 
-    def run_sync(self, command: str, args: Sequence[str], timeout_s: float | None = None) -> CommandResult:
+    def run_sync(self, command: str, args: Sequence[str], timeout_s: float | None = None,
+                 stdin: str | None = None) -> CommandResult:
         """Blocking variant for scripts and the CLI."""
         argv = self._argv(command, args, None)
         try:
-            p = subprocess.run(argv, capture_output=True, text=True, env=self._env(), timeout=timeout_s or self.timeout_s)
+            p = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=self._env(),
+                               timeout=timeout_s or self.timeout_s)
         except subprocess.TimeoutExpired:
             raise SlurmUnavailable(f"{command} did not answer within {timeout_s or self.timeout_s:.0f} s") from None
         except OSError as err:

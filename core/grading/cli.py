@@ -150,6 +150,6 @@ def cmd_grade(args: argparse.Namespace) -> int:
                       + " (release it with nbgrader release_feedback or the formgrader)")
     if result.reports:
         console.print(f"reports: {result.reports}/report.html (grades.csv, exercises.csv, exercise-summary.csv, grades.png)")
-    console.print(f"{summary_line([o.to_json() for o in outcomes])}; per-submission logs in {result.reports or result.run.logs}"
-                  + ("/logs" if result.reports else ""))
+    logs = result.reports / "logs" if result.reports else result.run.path / "results"
+    console.print(f"{summary_line([o.to_json() for o in outcomes])}; per-submission logs in {logs}")
     return 1 if any(o.state == "not_run" or (o.status and o.status.notebooks and not o.merged) for o in outcomes) else 0

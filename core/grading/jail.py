@@ -58,6 +58,13 @@ def kill_uid(uid: int) -> None:
     os.waitpid(pid, 0)
 
 
+def chown_tree(top: str | os.PathLike, uid: int, gid: int) -> None:
+    """Give `top` and everything below it to uid:gid (links themselves, never their targets)."""
+    for root, dirs, files in os.walk(top):
+        for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+            os.lchown(name, uid, gid)
+
+
 SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 
 

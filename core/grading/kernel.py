@@ -22,7 +22,7 @@ from nbclient.util import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 
-from .jail import kill_uid, remove_files_of
+from .jail import chown_tree, kill_uid, remove_files_of
 
 
 @dataclass
@@ -63,9 +63,7 @@ class Sandbox:
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         if self.uid is None:
             return
-        for root, dirs, files in os.walk(self.workdir):
-            for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-                os.lchown(name, self.uid, self.uid)
+        chown_tree(self.workdir, self.uid, self.uid)
         self.workdir.chmod(0o700)
 
     def kill_all(self) -> None:

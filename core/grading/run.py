@@ -2,7 +2,6 @@
 merge results into the gradebook as they arrive, and hand back what happened to every submission."""
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import secrets
@@ -17,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from .jail import chown_tree
 from .rundir import Limits, RunDir, RunSpec, Status
 
 # nbgrader ids that reach paths and batch scripts: conservative.
@@ -215,18 +215,6 @@ def job_minutes(n_submissions: int, workers: int, limits: Limits, partition_max:
 
 
 # --------------------------------------------------------------------------- workers
-def _sync(coro):
-    """Run a Slurm client coroutine to completion, also when the caller already runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 class Workers:
     """Started workers; `alive()` says whether any may still report a result."""
 
@@ -237,6 +225,7 @@ class Workers:
         raise NotImplementedError
 
     describe = ""
+    note = ""  # a warning about the run, said once at the start
     state = ""  # what the workers are doing, in words, for the progress line ("" when nothing to say)
 
 
@@ -286,7 +275,6 @@ class SlurmWorkers(Workers):
 
         self.client = SlurmClient(bin_dir=opts.slurm_bin, conf=opts.slurm_conf, timeout_s=20)
         minutes = job_minutes(n_submissions, opts.workers, opts.limits, self._partition_max(opts.partition))
-        self.note = ""
         if minutes < job_minutes(n_submissions, opts.workers, opts.limits):
             self.note = (f"partition {opts.partition} allows {minutes} min per job: if submissions run long, some may "
                          "not be reached (they are reported as not run); more --workers share the load")
@@ -297,7 +285,7 @@ class SlurmWorkers(Workers):
         )
         (run.path / "job.sh").write_text(script)
         try:
-            res = _sync(self.client.run("sbatch", ["--parsable"], stdin=script))
+            res = self.client.run_sync("sbatch", ["--parsable"], stdin=script)
         except SlurmRejected as err:
             raise GradeError(f"Slurm refused the grading job: {err}") from None
         except SlurmError as err:
@@ -308,10 +296,10 @@ class SlurmWorkers(Workers):
         self._alive = True
 
     def _partition_max(self, partition: str | None) -> int | None:
-        from aifw.slurm import SlurmError
+        from aifw.slurm import SlurmError, parse_partitions
 
         try:
-            parts = _sync(self.client.partitions())
+            parts = parse_partitions(self.client.run_sync("scontrol", ["show", "partition", "-o"]).stdout, "")
         except SlurmError:
             return None  # sbatch will say what is wrong
         for part in parts:
@@ -326,7 +314,7 @@ class SlurmWorkers(Workers):
             return self._alive
         self._last_check = time.monotonic()
         try:
-            res = _sync(self.client.run("squeue", ["-h", "-j", self.job_id, "-o", "%T|%r"]))
+            res = self.client.run_sync("squeue", ["-h", "-j", self.job_id, "-o", "%T|%r"])
             lines = [ln.split("|", 1) for ln in res.stdout.split("\n") if ln.strip()]
             self._alive = bool(lines)
             self.state = describe_array(self.job_id, lines)
@@ -340,7 +328,7 @@ class SlurmWorkers(Workers):
         from aifw.slurm import SlurmError
 
         try:
-            _sync(self.client.run("scancel", [self.job_id]))
+            self.client.run_sync("scancel", [self.job_id])
         except SlurmError:
             pass
 
@@ -375,11 +363,8 @@ class MergeClient:
 
     def hand_over(self, folder: Path) -> None:
         """Let the service read a result folder (written by root)."""
-        if self.owner_uid is None:
-            return
-        for root, dirs, files in os.walk(folder):
-            for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-                os.lchown(name, self.owner_uid, self.owner_gid)
+        if self.owner_uid is not None:
+            chown_tree(folder, self.owner_uid, self.owner_gid)
 
     def request(self, **req) -> dict:
         import json
@@ -406,13 +391,6 @@ class MergeClient:
 
 # --------------------------------------------------------------------------- the run
 ProgressFn = Callable[[Outcome, int, int], None]
-
-
-def _collect_logs(run: RunDir, student: str) -> None:
-    for suffix in (".log", ".kernel.log"):
-        src = run.logs / f"{student}{suffix}"
-        if src.is_file():
-            shutil.copyfile(src, run.results(student) / f"{student}{suffix}")
 
 
 def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[[str], None] = print,
@@ -442,7 +420,7 @@ def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[
         merger.close()
         raise
     say(f"grading {len(todo)} submission(s) of {opts.assignment} with {workers.describe}; run directory {run.path}")
-    if getattr(workers, "note", ""):
+    if workers.note:
         say(workers.note)
     outcomes: dict[str, Outcome] = {}
 
@@ -460,7 +438,6 @@ def grade(opts: GradeOptions, progress: ProgressFn | None = None, say: Callable[
             for student in new:
                 st = finished[student]
                 out = Outcome(student, st.state, list(st.reasons), status=st)
-                _collect_logs(run, student)
                 merger.hand_over(run.results(student))
                 if st.notebooks:
                     answer = merger.request(op="merge", student=student)

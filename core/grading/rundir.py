@@ -6,9 +6,10 @@
       source/             the assignment's source files other than notebooks (copied next to each submission)
       submitted/<student> the submissions as collected (snapshot)
       claims/<student>    made (mkdir, atomic) by the worker that grades it
-      results/<student>/  executed notebooks + status.json, written by the (trusted) worker, then handed
-                          to the merge service (the course directory's owner) with the student's logs
-      logs/               <student>.log, <student>.kernel.log, worker-<n>.log
+      results/<student>/  executed notebooks, status.json, <student>.log and <student>.kernel.log, written
+                          by the (trusted) worker, then handed to the merge service (the course
+                          directory's owner)
+      logs/               worker-<n>.log, merge.log
       work/<student>/     0700, owned by the submission's throwaway uid: its working copy
 """
 from __future__ import annotations

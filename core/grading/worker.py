@@ -92,7 +92,7 @@ def grade_one(run: RunDir, spec: RunSpec, student: str, worker: str) -> Status:
     _copy_tree_files(run.source, work)
     sandbox = Sandbox(workdir=work, uid=spec.uid_for(student), memory_mb=spec.limits.memory_mb,
                       nproc=spec.limits.max_processes, fsize_mb=spec.limits.fsize_mb,
-                      python=spec.python or sys.executable, log=run.logs / f"{student}.kernel.log")
+                      python=spec.python or sys.executable, log=run.results(student) / f"{student}.kernel.log")
     sandbox.prepare()
     cfg = nbgrader_config(spec)
     sanitizers = sanitize_preprocessors(cfg)
@@ -162,7 +162,8 @@ def claim(run: RunDir, student: str) -> bool:
 
 
 def _student_log(run: RunDir, student: str) -> logging.Handler:
-    handler = logging.FileHandler(run.logs / f"{student}.log")
+    run.results(student).mkdir(mode=0o700, exist_ok=True)
+    handler = logging.FileHandler(run.results(student) / f"{student}.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     return handler

@@ -257,10 +257,12 @@ def write_sandbox_json(stack: Stack, data: dict) -> None:
 
 def ensure_accounts(stack: Stack, passwords: dict[str, str]) -> dict[str, str]:
     """Create the demo unix users (home dirs 0750) and set their passwords; returns name -> password."""
+    from .courses import user_exists
+
     assert stack.site.sandbox is not None
     out = {}
     for user in stack.site.sandbox.demo_users:
-        exists = subprocess.run(["id", "-u", user.name], capture_output=True).returncode == 0
+        exists = user_exists(user.name)
         if not exists:
             subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", user.name], check=True)
             home = Path(f"/home/{user.name}")
