@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,29 +29,23 @@ from pydantic import (
     model_validator,
 )
 
+from aifw.names import NOTEBOOK_FILE, SLUG, SLURM_NAME
+from aifw.yamlfile import FileProblems, read_yaml, validation_problems
+
 from . import cells as nbcells
 
 COURSES_ROOT = Path(__file__).resolve().parent
 COURSE_FILE = "course.yaml"
 WRONG_ANSWERS_FILE = "wrong_answers.yaml"
 
-_SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
-_NOTEBOOK_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.ipynb$"
-_PARTITION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-Slug = Annotated[str, StringConstraints(pattern=_SLUG_PATTERN, max_length=64)]
-NotebookName = Annotated[str, StringConstraints(pattern=_NOTEBOOK_PATTERN)]
-PartitionName = Annotated[str, StringConstraints(pattern=_PARTITION_PATTERN)]
+Slug = Annotated[str, StringConstraints(pattern=SLUG, max_length=64)]
+NotebookName = Annotated[str, StringConstraints(pattern=NOTEBOOK_FILE)]
+PartitionName = Annotated[str, StringConstraints(pattern=SLURM_NAME)]
 Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
 
-class CourseFileError(ValueError):
+class CourseFileError(FileProblems):
     """A course file that cannot be used; the message says which file, which key and what to write."""
-
-    def __init__(self, path: Path | str, problems: list[str]):
-        self.path = Path(path)
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{self.path}: {len(problems)} problem(s):\n{lines}")
 
 
 # --------------------------------------------------------------------------- course.yaml
@@ -168,101 +161,15 @@ class _WrongAnswersFile(BaseModel):
 
 
 # --------------------------------------------------------------------------- loading
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses repeated keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[Any, Any] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while reading a mapping",
-                node.start_mark,
-                f"found the key {key!r} twice (each key may appear only once)",
-                key_node.start_mark,
-            )
-        seen[key] = True
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+COURSE_DOC = "docs/course-format.md"
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise CourseFileError(path, [f"cannot read the file ({err.strerror})"]) from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as err:
-        raise CourseFileError(path, [f"not valid YAML: {err}"]) from None
-
-
-def _key_path(loc: tuple, data: Any) -> str:
-    """``('modules', 2, 'minutes')`` -> ``modules[2] (m3-dask).minutes``."""
-    out, node = "", data
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            node = node[part] if isinstance(node, list) and part < len(node) else None
-            if isinstance(node, dict) and isinstance(node.get("id"), str):
-                out += f" ({node['id']})"
-        else:
-            out += f".{part}" if out else str(part)
-            node = node.get(part) if isinstance(node, dict) else None
-    return out or "(top level)"
-
-
-_PATTERN_MEANING = {
-    _SLUG_PATTERN: "lower-case letters, digits and '-' (a module id is also its nbgrader assignment name)",
-    _PARTITION_PATTERN: "a Slurm partition name (letters, digits, '_', '.', '-')",
-    _NOTEBOOK_PATTERN: "a notebook file name ending in .ipynb (letters, digits, '_', '.', '-')",
-}
-
-
-def _expected(err: dict, loc: tuple) -> str:
-    kind, msg, ctx = err.get("type", ""), err.get("msg", ""), err.get("ctx") or {}
-    if kind == "string_pattern_mismatch":
-        pattern = ctx.get("pattern")
-        return "expected " + _PATTERN_MEANING.get(pattern, f"a text matching {pattern}")
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return "expected a whole number"
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
-        bound = next(iter(ctx.values()), "?")
-        return f"expected a number {op} {bound}"
-    if kind == "too_short":
-        return f"expected at least {ctx.get('min_length', 1)} item(s)"
-    if kind == "string_too_short":
-        return "expected a non-empty text"
-    if msg.startswith("Value error, "):
-        return msg[len("Value error, ") :]
-    return msg.replace("Input should be", "expected")
-
-
-def _describe(err: dict, data: Any, loc: tuple) -> str:
-    kind = err.get("type", "")
-    if loc and loc[-1] == "[key]":  # the name of a mapping key is wrong, not its value
-        return f"key '{_key_path(loc[:-1], data)}': this name is not allowed: {_expected(err, loc)}"
-    key = _key_path(loc, data)
-    if kind == "missing":
-        return f"key '{key}': required but missing"
-    if kind == "extra_forbidden":
-        return f"key '{key}': unknown key (check its spelling against docs/course-format.md)"
-    got = err.get("input")
-    got_text = repr(got) if not isinstance(got, (dict, list)) else f"a {type(got).__name__} of {len(got)}"
-    return f"key '{key}': {_expected(err, loc)}; got {got_text}"
+    return read_yaml(path, error=CourseFileError)
 
 
 def _validation_problems(err: ValidationError, data: Any, strip: int = 0) -> list[str]:
-    problems = []
-    for e in err.errors():
-        loc = tuple(e["loc"])[strip:]
-        problems.append(_describe(e, data, loc))
-    return problems
+    return validation_problems(err, data, doc=COURSE_DOC, strip=strip)
 
 
 def load_course(folder: str | Path) -> Course:

@@ -1,1 +1,4 @@
-"""What runs inside a session and beside the hub: instant checks, dask_cluster(), services."""
+"""What runs inside a session, beside the hub's own code. One room per kind:
+
+- `kernel/` (`aifw.extensions.kernel`): helpers that notebooks import in their kernel.
+"""

@@ -13,10 +13,10 @@ from aifw_testing import HubClient, StackInfo
 
 TEST_HOME = Path(os.environ.get("AIFW_TEST_HOME", "/opt/aifw-test"))
 TEST_USERS = [
-    {"name": "test-learner1", "role": "learner"},
-    {"name": "test-learner2", "role": "learner"},
-    {"name": "test-trainer1", "role": "trainer"},
-    {"name": "test-researcher1", "role": "researcher"},
+    {"name": "test-learner1"},
+    {"name": "test-learner2"},
+    {"name": "test-trainer1"},
+    {"name": "test-researcher1"},
 ]
 
 
@@ -75,7 +75,7 @@ def stack():
 def slurm(request, monkeypatch):
     """A Slurm that answers, with SLURM_CONF in os.environ pointing at it (inherited by kernels, srun,
     dask-jobqueue): the one already configured here, else the test stack's (started on demand, as root)."""
-    from aifw.extensions.dask_cluster import probe_slurm
+    from aifw.extensions.kernel.dask_cluster import probe_slurm
 
     probe = probe_slurm(timeout=5)
     if probe.available:

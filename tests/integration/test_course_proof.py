@@ -14,7 +14,7 @@ import nbformat
 import pytest
 import yaml
 
-from aifw.cli import main as aifw_main
+from aifw.commands import main as aifw_main
 from aifw.courses import cells as nbcells
 from aifw.courses.catalogue import load_catalogue
 from aifw.courses.proof import ProofOptions, prove

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from aifw.extensions.dask_cluster import dask_cluster
+from aifw.extensions.kernel.dask_cluster import dask_cluster
 
 pytestmark = pytest.mark.integration
 

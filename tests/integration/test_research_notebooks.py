@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from aifw.extensions.dask_cluster import BACKEND_ENV
+from aifw.extensions.kernel.dask_cluster import BACKEND_ENV
 
 pytestmark = pytest.mark.integration
 

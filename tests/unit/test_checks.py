@@ -1,4 +1,4 @@
-"""Instant checks (aifw.extensions.checks): ✓ or the failed assertion plus a hint; nothing hidden leaks.
+"""Instant checks (aifw.extensions.kernel.checks): ✓ or the failed assertion plus a hint; nothing hidden leaks.
 
 The learner's copy of a test cell is what ``nbgrader generate_assignment`` leaves of it: the visible tests
 inside the ``@check`` function, without the hidden region. These tests show the check's behaviour in
@@ -18,8 +18,8 @@ from nbclient import NotebookClient
 
 from aifw.courses import cells as nbcells
 from aifw.courses.catalogue import load_catalogue
-from aifw.extensions import checks
-from aifw.extensions.checks import CheckFailed, check, check_all
+from aifw.extensions.kernel import checks
+from aifw.extensions.kernel.checks import CheckFailed, check, check_all
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -150,7 +150,7 @@ def _score(cell) -> float:
 
 
 def test_in_a_kernel_pass_gives_full_points_and_a_check_again_button_fail_gives_zero():
-    setup = "from aifw.extensions.checks import check"
+    setup = "from aifw.extensions.kernel.checks import check"
     nb = _run([setup, "def add(a, b):\n    return a + b", TEST_CELL, "def add(a, b):\n    return a - b", TEST_CELL])
     passed, failed = nb.cells[2], nb.cells[4]
     kinds = [o.output_type for o in passed.outputs]
@@ -165,7 +165,7 @@ def test_in_a_kernel_pass_gives_full_points_and_a_check_again_button_fail_gives_
 
 
 def test_while_nbgrader_grades_there_is_no_widget():
-    nb = _run(["from aifw.extensions.checks import check", "def add(a, b):\n    return a + b", TEST_CELL],
+    nb = _run(["from aifw.extensions.kernel.checks import check", "def add(a, b):\n    return a + b", TEST_CELL],
               env={"NBGRADER_EXECUTION": "autograde"})
     outputs = nb.cells[2].outputs
     assert len(outputs) == 1 and "✓ Exercise 1" in outputs[0].data["text/plain"]

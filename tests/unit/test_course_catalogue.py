@@ -14,7 +14,7 @@ import nbformat
 import pytest
 import yaml
 
-from aifw.cli import main as aifw_main
+from aifw.commands import main as aifw_main
 from aifw.courses import cells as nbcells
 from aifw.courses.catalogue import (
     CourseFileError,
@@ -130,7 +130,7 @@ def test_a_good_course_file_loads(tmp_path):
         (with_module(gpus=-1), "modules[0] (m1-intro).gpus", "expected a number >= 0"),
         (with_module(gpus=2.5), "modules[0] (m1-intro).gpus", "expected a whole number"),
         (with_module(id="M1 Intro"), "modules[0] (M1 Intro).id", "lower-case letters, digits and '-'"),
-        (with_module(partition="gpu x"), "modules[0] (m1-intro).partition", "a Slurm partition name"),
+        (with_module(partition="gpu x"), "modules[0] (m1-intro).partition", "a Slurm name"),
         (with_module(notebooks=["intro.py"]), "modules[0] (m1-intro).notebooks[0]", "ending in .ipynb"),
         (with_module(notebooks=[]), "modules[0] (m1-intro).notebooks", "at least 1 item"),
         (with_module(notebooks=["a.ipynb", "a.ipynb"]), "modules[0] (m1-intro).notebooks", "must be unique"),

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from aifw.extensions import dask_cluster as dc
+from aifw.extensions.kernel import dask_cluster as dc
 
 SINFO_ONE_NODE = textwrap.dedent(
     """\

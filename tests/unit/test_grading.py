@@ -190,7 +190,7 @@ def test_options_come_from_the_site_file():
     ({"local": 0}, "--local must be at least 1"),
     ({"timeout": -5}, "--timeout must be at least 1"),
     ({"memory_gb": 0.0}, "--memory-gb must be positive"),
-    ({"site": "/nonexistent/site.yaml"}, "cannot read the site file"),
+    ({"site": "/nonexistent/site.yaml"}, "cannot read the file"),
 ])
 def test_bad_options_say_what_to_fix(kw, message):
     from aifw.grading.cli import options_from_args

@@ -63,7 +63,7 @@ def test_config_file_refuses_a_wrong_site_file_naming_the_key(tmp_path):
     code = f"c = None\ndef get_config(): return None\nexec(open({str(config)!r}).read())"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"AIFW_SITE": str(bad), "PATH": "/usr/bin:/bin"})
     assert p.returncode == 2
-    assert "cannot start the hub" in p.stderr and "partitions[0].max_cpus" in p.stderr
+    assert "cannot start the hub" in p.stderr and "partitions[0] (cpu).max_cpus" in p.stderr
 
 
 def test_each_course_becomes_a_trainers_and_a_learners_group():

@@ -5,9 +5,9 @@ import ipywidgets as widgets
 import pytest
 import torch
 
-from aifw.extensions import device as dev
-from aifw.extensions import timing
-from aifw.extensions.widgets import interact
+from aifw.extensions.kernel import device as dev
+from aifw.extensions.kernel import timing
+from aifw.extensions.kernel.widgets import interact
 
 
 # --------------------------------------------------------------------------- pick_device

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aifw.reference import render
+from aifw.commands.reference import render
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "config-reference.md"
 

@@ -38,16 +38,16 @@ def test_lumi_like_site_shows_accounts_modules_and_hidden_partitions():
 @pytest.mark.parametrize(
     "mutate, expected",
     [
-        (lambda d: d["partitions"][1].update(max_gpus=-1), "partitions[1].max_gpus: Input should be greater than or equal to 0 (got -1)"),
-        (lambda d: d["partitions"][0].update(max_cpus="four"), "partitions[0].max_cpus: Input should be a valid integer"),
-        (lambda d: d["hub"].update(admin_user=["x"]), "hub.admin_user: unknown key"),
-        (lambda d: d.pop("partitions"), "partitions: required key is missing"),
-        (lambda d: d["partitions"][0].update(name="cpu; rm -rf /"), "partitions[0].name: String should match pattern"),
+        (lambda d: d["partitions"][1].update(max_gpus=-1), "key 'partitions[1] (gpu).max_gpus': expected a number >= 0; got -1"),
+        (lambda d: d["partitions"][0].update(max_cpus="four"), "key 'partitions[0] (cpu).max_cpus': expected a whole number; got 'four'"),
+        (lambda d: d["hub"].update(admin_user=["x"]), "key 'hub.admin_user': unknown key (check its spelling against docs/config-reference.md)"),
+        (lambda d: d.pop("partitions"), "key 'partitions': required but missing"),
+        (lambda d: d["partitions"][0].update(name="cpu; rm -rf /"), "key 'partitions[0] (cpu; rm -rf /).name': expected a Slurm name"),
         (lambda d: d["partitions"].append(dict(d["partitions"][0])), "partition names must be unique; repeated: cpu"),
         (lambda d: d["partitions"][1].update(default=True), "at most one partition may be the default"),
         (lambda d: d["partitions"][2].update(default_runtime_minutes=90), "default_runtime_minutes (90) is above max_runtime_minutes (30)"),
-        (lambda d: d["sandbox"]["demo_users"].append({"name": "Bad User", "role": "learner"}), "sandbox.demo_users[5].name"),
-        (lambda d: d["hub"].update(authenticator="ldap"), "hub.authenticator: Input should be 'pam'"),
+        (lambda d: d["sandbox"]["demo_users"].append({"name": "Bad User"}), "key 'sandbox.demo_users[5] (Bad User).name': expected a unix name"),
+        (lambda d: d["hub"].update(authenticator="ldap"), "key 'hub.authenticator': expected 'pam'"),
     ],
 )
 def test_a_wrong_site_file_names_the_key_and_what_is_expected(mutate, expected):
@@ -60,7 +60,7 @@ def test_a_wrong_site_file_names_the_key_and_what_is_expected(mutate, expected):
 
 
 def test_unreadable_and_non_yaml_files_get_clear_errors(tmp_path):
-    with pytest.raises(SiteError, match="cannot read the site file"):
+    with pytest.raises(SiteError, match="cannot read the file"):
         load_site(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("partitions: [\n")
@@ -91,3 +91,13 @@ def test_a_user_gets_the_courses_they_take_or_teach_and_open_ones():
     assert site.courses_of("ann") == ["closed", "open-to-all"]
     assert site.courses_of("tom") == ["closed", "open-to-all"]
     assert site.courses_of("bob") == ["open-to-all"]
+
+
+def test_a_key_written_twice_is_refused_not_silently_overwritten(tmp_path):
+    text = example_site_path("sandbox").read_text().replace("name: ", "name: first\nname: ", 1)
+    path = tmp_path / "twice.yaml"
+    path.write_text(text)
+    with pytest.raises(SiteError) as err:
+        load_site(path)
+    assert "found the key 'name' twice" in str(err.value)
+    assert str(path) in str(err.value)

@@ -2,7 +2,7 @@
 
 One call for notebooks that must work both on the AI Factory and on a laptop::
 
-    from aifw.extensions.dask_cluster import dask_cluster
+    from aifw.extensions.kernel.dask_cluster import dask_cluster
     from dask.distributed import Client
 
     cluster = dask_cluster(n_workers=2, partition="cpu", cores=1, memory="1GiB", walltime="00:20:00")

@@ -1,6 +1,6 @@
 """Choosing the compute device at run time, so one notebook runs on a laptop CPU and on a GPU node.
 
-    from aifw.extensions.device import pick_device, device_summary
+    from aifw.extensions.kernel.device import pick_device, device_summary
     device = pick_device()          # cuda when a GPU is visible, else cpu
     print(device_summary(device))   # e.g. "cuda:0 - NVIDIA H100 80GB HBM3, 79.1 GiB" or "cpu - 4 threads"
 

@@ -9,7 +9,7 @@ import sys
 # `set_defaults(func=...)`; `func(args)` returns the process exit code.
 COMMAND_MODULES = (
     "aifw.sandbox.cli",
-    "aifw.reference",
+    "aifw.commands.reference",
     "aifw.courses.cli",
     "aifw.grading.cli",
 )

@@ -4,7 +4,7 @@ GPU kernels run asynchronously: ``y = a @ b`` on CUDA returns as soon as the wor
 right after it measures the queueing, not the work. :func:`time_it` and :class:`Stopwatch` synchronise the
 device before each clock read (on CPU synchronising is a no-op)::
 
-    from aifw.extensions.timing import time_it, Stopwatch
+    from aifw.extensions.kernel.timing import time_it, Stopwatch
     t = time_it(lambda: a @ b, device=device, repeat=5, warmup=1)
     print(t)                      # "median 1.23 ms over 5 runs (best 1.20 ms)"
     with Stopwatch(device) as sw:

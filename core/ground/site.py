@@ -1,31 +1,33 @@
 """The site model: one validated YAML file describes a site (partitions, environments, auth, paths, courses).
 
-Ground floor of the project: imports nothing of `aifw`. Everything that needs to know about the site
+Ground floor of the project: imports only the ground floor (`aifw.names`, `aifw.yamlfile`). Everything that needs to know about the site
 (the hub config, the spawner, the sandbox, grading) takes a `Site` built here.
 
 A wrong site file fails at load time with `SiteError`, whose message names the file, the key path and
-what is expected, e.g. ``sandbox.yaml: partitions[1].max_gpus: Input should be greater than or equal to 0 (got -1)``.
+what is expected, e.g. ``sandbox.yaml: invalid site file (1 problem(s)): - key 'partitions[1] (gpu).max_gpus':
+expected a number >= 0; got -1``. A key written twice is refused too (YAML would keep the last one).
 """
 from __future__ import annotations
 
 import importlib.resources
 import os
-import re
+
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# Names that end up in Slurm commands and batch scripts: conservative on purpose.
-SLURM_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-UNIX_USER = r"^[a-z_][a-z0-9_\-]{0,31}$"
+from .names import SLUG, SLURM_NAME, UNIX_USER, matches
+from .yamlfile import FileProblems, read_yaml, validation_problems
+
+# Names that end up in Slurm commands and batch scripts: conservative on purpose (aifw.names).
 SlurmName = Annotated[str, Field(pattern=SLURM_NAME)]
 UnixUser = Annotated[str, Field(pattern=UNIX_USER)]
+SITE_KIND = "invalid site file"
+SITE_DOC = "docs/config-reference.md"
 
 
-
-class SiteError(ValueError):
+class SiteError(FileProblems):
     """The site file is missing or invalid; the message says where and what to fix."""
 
 
@@ -135,7 +137,6 @@ class DemoUser(_Model):
     """A sandbox demo account."""
 
     name: UnixUser = Field(description="Unix user name, created by the sandbox.")
-    role: Literal["learner", "trainer", "researcher"] = Field(description="What the account is for.")
 
 
 class SandboxNode(_Model):
@@ -168,7 +169,7 @@ class CourseEntry(_Model):
     @model_validator(mode="after")
     def _account_names_fit(self) -> "CourseEntry":
         for key, name in (("grader", self.grader_account), ("group", self.unix_group)):
-            if not re.fullmatch(UNIX_USER, name):
+            if not matches(UNIX_USER, name):
                 raise ValueError(
                     f"the default {key} name {name!r} is not a valid unix name (at most 32 lower-case letters, "
                     f"digits, '-' or '_'); set '{key}' for course {self.id!r} explicitly"
@@ -274,58 +275,25 @@ class Site(_Model):
         return sorted(set(names))
 
 
-def _format_loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def format_validation_error(source: str, err: ValidationError) -> str:
-    lines = [f"{source}: invalid site file ({err.error_count()} problem(s)):"]
-    for e in err.errors():
-        got = e.get("input")
-        got_txt = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key; check the spelling against docs/config-reference.md"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-            got_txt = ""
-        lines.append(f"  {_format_loc(tuple(e['loc']))}: {msg}{got_txt}")
-    return "\n".join(lines)
-
-
 def site_from_dict(data: object, source: str = "<site>") -> Site:
     if not isinstance(data, dict):
-        raise SiteError(f"{source}: the site file must be a YAML mapping at the top level")
+        raise SiteError(source, ["the site file must be a YAML mapping at the top level"], SITE_KIND)
     try:
         return Site.model_validate(data)
     except ValidationError as err:
-        raise SiteError(format_validation_error(source, err)) from None
+        raise SiteError(source, validation_problems(err, data, doc=SITE_DOC), SITE_KIND) from None
 
 
 def load_site(path: str | os.PathLike | None = None) -> Site:
     """Load and validate a site file. `path` None: $AIFW_SITE, else the packaged sandbox site."""
     if path is None:
         path = os.environ.get("AIFW_SITE") or example_site_path("sandbox")
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as err:
-        raise SiteError(f"{p}: cannot read the site file ({err.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise SiteError(f"{p}: not valid YAML: {err}") from None
-    return site_from_dict(data, source=str(p))
+    data = read_yaml(Path(path), error=SiteError, kind=SITE_KIND)
+    return site_from_dict(data, source=str(path))
 
 
 def example_site_path(name: str) -> Path:
-    if not re.fullmatch(r"[a-z0-9-]+", name):
-        raise SiteError(f"unknown example site {name!r}")
+    if not matches(SLUG, name):
+        raise SiteError(f"example site {name!r}", ["unknown example site; the examples are in hub_config/sites/"])
     # The example sites are package data of aifw.hub_config (a data-only package).
     return Path(str(importlib.resources.files("aifw.hub_config"))) / "sites" / f"{name}.yaml"

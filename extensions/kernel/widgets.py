@@ -1,6 +1,6 @@
 """Interactive widgets for course notebooks that also behave while nbgrader grades them.
 
-    from aifw.extensions.widgets import interact
+    from aifw.extensions.kernel.widgets import interact
 
     @interact(lr=widgets.FloatLogSlider(value=0.1, base=10, min=-3, max=0))
     def plot_loss(lr): ...
