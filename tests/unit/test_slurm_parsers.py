@@ -4,17 +4,18 @@ from __future__ import annotations
 import pytest
 
 from aifw.slurm import (
-    SlurmRejected, format_slurm_minutes, parse_gpus_in_use, parse_gres_gpus, parse_partitions,
-    parse_sbatch_job_id, parse_scontrol_job, parse_slurm_minutes, parse_squeue_jobs,
+    SlurmRejected, format_slurm_minutes, node_state_base, node_takes_jobs, parse_accounts, parse_gpus_in_use,
+    parse_gres_gpus, parse_nodes, parse_partitions, parse_sbatch_job_id, parse_scontrol_job, parse_slurm_minutes,
+    parse_squeue_jobs, parse_start_estimates,
 )
 
 SCONTROL_PARTS = """PartitionName=cpu AllowGroups=ALL Default=YES MaxTime=08:00:00 Nodes=localhost State=UP TotalCPUs=16
 PartitionName=gpu AllowGroups=ALL Default=NO MaxTime=04:00:00 Nodes=localhost State=UP TotalCPUs=16
 PartitionName=debug AllowGroups=ALL Default=NO MaxTime=00:30:00 Nodes=localhost State=DOWN TotalCPUs=16
 """
-SINFO_NODES = """localhost|cpu*|mix|16|3/13/0/16|16000|gpu:2|up
-localhost|gpu|mix|16|3/13/0/16|16000|gpu:2|up
-localhost|debug|mix|16|3/13/0/16|16000|gpu:2|up
+SINFO_NODES = """localhost|cpu*|mix|16|3/13/0/16|16000|gpu:2|up|127.0.0.1
+localhost|gpu|mix|16|3/13/0/16|16000|gpu:2|up|127.0.0.1
+localhost|debug|mix|16|3/13/0/16|16000|gpu:2|up|127.0.0.1
 """
 
 
@@ -59,3 +60,40 @@ def test_sbatch_job_id():
     assert parse_sbatch_job_id("warning: x\n43;cluster\n") == "43"
     with pytest.raises(SlurmRejected):
         parse_sbatch_job_id("sbatch: error: Batch job submission failed")
+
+
+@pytest.mark.parametrize("state, base, takes", [
+    ("idle", "idle", True), ("mix", "mix", True), ("alloc", "alloc", True), ("idle~", "idle", True),
+    ("idle*", "idle", False), ("down*", "down", False), ("drain", "drain", False), ("drng", "drng", False),
+    ("MIX", "mix", True), ("maint", "maint", False),
+])
+def test_node_states_one_rule(state, base, takes):
+    assert node_state_base(state) == base
+    assert node_takes_jobs(state) is takes
+
+
+def test_nodes_with_addresses_and_the_default_partition():
+    nodes = parse_nodes("n1|cpu*|idle|4|0/4/0/4|8000|(null)|up|198.18.0.11\n"
+                        "n2|gpu|down*|8|0/0/8/8|16000|gpu:2(S:0)|up|\nshort|line\n")
+    assert [(n.name, n.partition, n.default_partition, n.address, n.gpus, n.takes_jobs) for n in nodes] == [
+        ("n1", "cpu", True, "198.18.0.11", 0, True), ("n2", "gpu", False, "n2", 2, False)]
+    assert nodes[0].cpus == 4 and nodes[0].cpus_idle == 4 and nodes[1].memory_mb == 16000
+
+
+def test_partitions_count_only_nodes_that_take_jobs():
+    parts = {p.name: p for p in parse_partitions("", "n1|cpu*|idle|4|0/4/0/4|8000|gpu:1|up|n1\n"
+                                                     "n2|cpu*|down*|4|0/0/4/4|8000|gpu:1|up|n2\n")}
+    cpu = parts["cpu"]
+    assert cpu.default and cpu.node_names == ("n1", "n2") and [n.name for n in cpu.usable_nodes] == ["n1"]
+    assert cpu.cpus_idle == 4 and cpu.gpus_idle == 1
+
+
+def test_accounts_and_start_estimates():
+    assert parse_accounts("proj-b\nproj-a\nproj-a\nbad name\n\n") == ["proj-a", "proj-b"]
+    assert parse_start_estimates("7|2026-12-01T10:00:00\n8|N/A\nx\n") == {"7": "2026-12-01T10:00:00"}
+
+
+@pytest.mark.parametrize("text", ["x;cluster", "4 2", "-1", "42abc"])
+def test_sbatch_output_that_is_no_job_id_is_refused(text):
+    with pytest.raises(SlurmRejected):
+        parse_sbatch_job_id(text)

@@ -1,0 +1,56 @@
+"""The Slurm layer: the one place that runs Slurm commands, parses what they print, and builds the batch
+scripts we submit. Everything else in the project calls it; nothing else runs sbatch, squeue, sinfo,
+scontrol, scancel or sacctmgr, or writes ``#SBATCH`` lines.
+
+Ground floor of the project: imports only `aifw.names`. Three rooms:
+
+- `parse`: typed records (JobInfo, NodeInfo, PartitionInfo), node and job states, time strings, and the
+  pure parsers of Slurm's output;
+- `script`: the guarded batch-script builder (BatchJob + BatchScript -> text);
+- `client`: SlurmClient, which runs the commands (argv lists, timeouts, as a user through an exec prefix).
+
+Three outcomes of every call, kept apart on purpose:
+- a parsed answer (typed dataclasses);
+- `SlurmRejected`: Slurm answered and said no (bad request, unknown job...). Carries Slurm's message.
+- `SlurmUnavailable`: Slurm did not answer (controller down, timeout). Callers treat a running job as
+  still running: "no answer" is never "gone".
+"""
+from .client import CommandResult, SlurmClient
+from .parse import (
+    NODE_FORMAT,
+    NODE_USABLE_STATES,
+    PENDING_STATES,
+    RUNNING_STATES,
+    SQUEUE_JOB_FORMAT,
+    JobInfo,
+    NodeInfo,
+    PartitionInfo,
+    SlurmError,
+    SlurmNotInstalled,
+    SlurmRejected,
+    SlurmUnavailable,
+    format_slurm_minutes,
+    node_state_base,
+    node_takes_jobs,
+    parse_accounts,
+    parse_gpus_in_use,
+    parse_gres_gpus,
+    parse_nodes,
+    parse_partitions,
+    parse_sbatch_job_id,
+    parse_scontrol_job,
+    parse_scontrol_records,
+    parse_slurm_minutes,
+    parse_squeue_jobs,
+    parse_start_estimates,
+)
+from .script import BatchJob, BatchScript, UnsafeValue, build_batch_script
+
+__all__ = [
+    "BatchJob", "BatchScript", "CommandResult", "JobInfo", "NODE_FORMAT", "NODE_USABLE_STATES", "NodeInfo",
+    "PENDING_STATES", "PartitionInfo", "RUNNING_STATES", "SQUEUE_JOB_FORMAT", "SlurmClient", "SlurmError",
+    "SlurmNotInstalled", "SlurmRejected", "SlurmUnavailable", "UnsafeValue", "build_batch_script",
+    "format_slurm_minutes", "node_state_base", "node_takes_jobs", "parse_accounts", "parse_gpus_in_use",
+    "parse_gres_gpus", "parse_nodes", "parse_partitions", "parse_sbatch_job_id", "parse_scontrol_job",
+    "parse_scontrol_records", "parse_slurm_minutes", "parse_squeue_jobs", "parse_start_estimates",
+]

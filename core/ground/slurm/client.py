@@ -1,0 +1,243 @@
+"""The Slurm client (I/O): runs Slurm's commands as argv lists, with timeouts, and hands back typed values
+through the pure parsers of `aifw.slurm.parse`.
+
+Every call has a blocking twin (`*_sync`) for command-line tools and notebooks; both build the same
+argv and parse with the same function. Errors: `SlurmRejected` (Slurm answered no), `SlurmUnavailable`
+(no answer in time), `SlurmNotInstalled` (a command cannot be run here).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from aifw.names import JOB_ID, matches
+
+from .parse import (
+    INVALID_JOB,
+    NODE_FORMAT,
+    SQUEUE_JOB_FORMAT,
+    UNAVAILABLE,
+    JobInfo,
+    NodeInfo,
+    PartitionInfo,
+    SlurmError,
+    SlurmNotInstalled,
+    SlurmRejected,
+    SlurmUnavailable,
+    parse_accounts,
+    parse_gpus_in_use,
+    parse_nodes,
+    parse_partitions,
+    parse_sbatch_job_id,
+    parse_scontrol_job,
+    parse_squeue_jobs,
+    parse_start_estimates,
+)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _job_id(job_id: str) -> str:
+    if not matches(JOB_ID, job_id):
+        raise ValueError(f"not a Slurm job id: {job_id!r}")
+    return job_id
+
+
+def _failure(command: str, returncode: int, stdout: str, stderr: str) -> SlurmError:
+    message = stderr.strip() or stdout.strip() or f"{command}: exit status {returncode}"
+    return SlurmUnavailable(message) if UNAVAILABLE.search(message) else SlurmRejected(message)
+
+
+@dataclass
+class SlurmClient:
+    """Runs Slurm's commands. `exec_prefix` (argv, '{username}' replaced) runs a command as a user.
+    `bin_dir` None: the commands are found on PATH."""
+
+    bin_dir: str | None = "/usr/bin"
+    conf: str | None = None
+    timeout_s: float = 10.0
+    exec_prefix: Sequence[str] = ("runuser", "-u", "{username}", "--")
+
+    @classmethod
+    def for_site(cls, slurm: Any, *, timeout_s: float | None = None) -> "SlurmClient":
+        """The client a site's `slurm` settings describe (bin_dir, conf, command_timeout_s, exec_prefix)."""
+        return cls(bin_dir=slurm.bin_dir, conf=slurm.conf, timeout_s=timeout_s or slurm.command_timeout_s,
+                   exec_prefix=tuple(slurm.exec_prefix))
+
+    # -- running ------------------------------------------------------------------------------
+    def _env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        if extra:
+            env.update(extra)
+        if self.conf:
+            env["SLURM_CONF"] = self.conf
+        return env
+
+    def _argv(self, command: str, args: Sequence[str], as_user: str | None) -> list[str]:
+        if self.bin_dir:
+            argv = [os.path.join(self.bin_dir, command), *args]
+        else:
+            argv = [shutil.which(command) or command, *args]
+        if as_user:
+            prefix = [part.replace("{username}", as_user) for part in self.exec_prefix]
+            if prefix and not os.path.isabs(prefix[0]):
+                # Resolve with the hub's PATH (plus sbin), not the job environment's PATH.
+                search = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin"
+                prefix[0] = shutil.which(prefix[0], path=search) or prefix[0]
+            argv = prefix + argv
+        return argv
+
+    async def run(self, command: str, args: Sequence[str], *, as_user: str | None = None,
+                  stdin: str | None = None, env: Mapping[str, str] | None = None,
+                  timeout_s: float | None = None) -> CommandResult:
+        argv = self._argv(command, args, as_user)
+        limit = timeout_s or self.timeout_s
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, env=self._env(env), start_new_session=True,
+            )
+        except OSError as err:
+            raise SlurmNotInstalled(f"cannot run {argv[0]}: {err.strerror}; check the site file's slurm settings") from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin is not None else None), limit)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise SlurmUnavailable(f"{command} did not answer within {limit:.0f} s") from None
+        result = CommandResult(tuple(argv), proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+        if result.returncode != 0:
+            raise _failure(command, result.returncode, result.stdout, result.stderr)
+        return result
+
+    def run_sync(self, command: str, args: Sequence[str], *, as_user: str | None = None,
+                 stdin: str | None = None, env: Mapping[str, str] | None = None,
+                 timeout_s: float | None = None) -> CommandResult:
+        """Blocking variant for scripts, the CLI and notebooks (safe inside a running event loop)."""
+        argv = self._argv(command, args, as_user)
+        limit = timeout_s or self.timeout_s
+        try:
+            p = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=self._env(env), timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise SlurmUnavailable(f"{command} did not answer within {limit:.0f} s") from None
+        except OSError as err:
+            raise SlurmNotInstalled(f"cannot run {argv[0]}: {err.strerror}; check the site file's slurm settings") from None
+        if p.returncode != 0:
+            raise _failure(command, p.returncode, p.stdout, p.stderr)
+        return CommandResult(tuple(argv), p.returncode, p.stdout, p.stderr)
+
+    # -- jobs ---------------------------------------------------------------------------------
+    async def submit(self, script: str, *, user: str | None = None, env: Mapping[str, str] | None = None) -> str:
+        """Submit a batch script (on stdin), as `user` when given; returns the job id."""
+        result = await self.run("sbatch", ["--parsable"], as_user=user, stdin=script, env=env)
+        return parse_sbatch_job_id(result.stdout)
+
+    def submit_sync(self, script: str, *, user: str | None = None, env: Mapping[str, str] | None = None) -> str:
+        result = self.run_sync("sbatch", ["--parsable"], as_user=user, stdin=script, env=env)
+        return parse_sbatch_job_id(result.stdout)
+
+    async def job(self, job_id: str) -> JobInfo:
+        """The job's state. GONE when Slurm no longer knows it. Raises SlurmUnavailable when Slurm is silent."""
+        _job_id(job_id)
+        try:
+            res = await self.run("squeue", ["-h", "-j", job_id, "-o", SQUEUE_JOB_FORMAT])
+            jobs = parse_squeue_jobs(res.stdout)
+            if jobs:
+                return jobs[0]
+        except SlurmRejected as err:
+            if not INVALID_JOB.search(str(err)):
+                raise
+        # squeue forgot it (finished): scontrol still knows for MinJobAge seconds.
+        try:
+            res = await self.run("scontrol", ["show", "job", "-o", job_id])
+            return parse_scontrol_job(res.stdout, job_id)
+        except SlurmRejected:
+            return JobInfo(job_id=job_id, state="GONE")
+
+    def job_tasks_sync(self, job_id: str) -> list[JobInfo]:
+        """The queued tasks of a (possibly array) job; [] when Slurm no longer lists it."""
+        _job_id(job_id)
+        try:
+            res = self.run_sync("squeue", ["-h", "-j", job_id, "-o", SQUEUE_JOB_FORMAT])
+        except SlurmRejected as err:
+            if INVALID_JOB.search(str(err)):
+                return []
+            raise
+        return parse_squeue_jobs(res.stdout)
+
+    async def cancel(self, job_id: str, *, user: str | None = None) -> None:
+        """Cancel a job (a job Slurm no longer knows counts as cancelled)."""
+        _job_id(job_id)
+        try:
+            await self.run("scancel", [job_id], as_user=user)
+        except SlurmRejected as err:
+            if not INVALID_JOB.search(str(err)):
+                raise
+
+    def cancel_sync(self, job_ids: Sequence[str], *, user: str | None = None) -> None:
+        ids = [_job_id(j) for j in job_ids]
+        if not ids:
+            return
+        try:
+            self.run_sync("scancel", ids, as_user=user)
+        except SlurmRejected as err:
+            if not INVALID_JOB.search(str(err)):
+                raise
+
+    def job_ids_sync(self) -> list[str]:
+        """Ids of every job Slurm lists now (all users)."""
+        res = self.run_sync("squeue", ["-h", "-o", "%i"])
+        return [j for j in res.stdout.split() if j]
+
+    async def pending_order(self, partition: str) -> list[str]:
+        """Ids of the jobs pending in a partition, in the order Slurm will consider them (priority)."""
+        res = await self.run("squeue", ["-h", "-t", "PENDING", "-p", partition, "--sort=-p,i", "-o", "%i"])
+        return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+
+    async def start_estimates(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """`squeue --start`: Slurm's estimated start of pending jobs."""
+        if not job_ids:
+            return {}
+        res = await self.run("squeue", ["--start", "-h", "-j", ",".join(_job_id(j) for j in job_ids), "-o", "%i|%S"])
+        return parse_start_estimates(res.stdout)
+
+    async def user_accounts(self, user: str) -> list[str]:
+        """The user's Slurm associations (accounts), or [] when accounting (slurmdbd) is not there."""
+        try:
+            res = await self.run("sacctmgr", ["-nP", "show", "assoc", f"user={user}", "format=account"], timeout_s=5)
+        except SlurmError:
+            return []
+        return parse_accounts(res.stdout)
+
+    # -- cluster ------------------------------------------------------------------------------
+    def nodes_sync(self, *, timeout_s: float | None = None) -> list[NodeInfo]:
+        """Every (node, partition) pair as sinfo reports it now."""
+        return parse_nodes(self.run_sync("sinfo", ["-N", "-h", "-o", NODE_FORMAT], timeout_s=timeout_s).stdout)
+
+    def partitions_sync(self) -> list[PartitionInfo]:
+        """Partitions with their limits and nodes (without GPUs in use: see `partitions`)."""
+        return parse_partitions(self.run_sync("scontrol", ["show", "partition", "-o"]).stdout,
+                                self.run_sync("sinfo", ["-N", "-h", "-o", NODE_FORMAT]).stdout)
+
+    async def partitions(self) -> list[PartitionInfo]:
+        parts, nodes, running = await asyncio.gather(
+            self.run("scontrol", ["show", "partition", "-o"]),
+            self.run("sinfo", ["-N", "-h", "-o", NODE_FORMAT]),
+            self.run("squeue", ["-h", "-t", "RUNNING", "-o", "%N|%b"]),
+        )
+        infos = parse_partitions(parts.stdout, nodes.stdout)
+        in_use = parse_gpus_in_use(running.stdout)
+        return [
+            PartitionInfo(**{**p.__dict__, "gpus_idle": max(0, p.gpus_idle - sum(in_use.get(n, 0) for n in p.node_names))})
+            for p in infos
+        ]

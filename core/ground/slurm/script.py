@@ -1,0 +1,145 @@
+"""The one batch-script builder: every script we submit (sessions, grading arrays, ...) is made here.
+
+Pure. A `BatchJob` holds the ``#SBATCH`` directives as typed values; `build_batch_script` checks each
+again against `aifw.names` (so that a bug upstream cannot become ``#SBATCH`` injection), and writes the
+body from argv lists (shell-quoted, one line each) and from admin-written shell text (a site's
+environment prologue), which is the only text that goes in as it is.
+
+    #!/bin/bash
+    #SBATCH ...                 directives, in a fixed order
+    <banner>                    one echo: which job, where, as whom
+    export NAME=value           `exports` (names checked, values quoted)
+    argv || echo ... >&2        `setup` steps: trusted commands whose failure does not stop the job
+    # <label>                   `prologue`: admin-written shell lines
+    exec argv                   `command`
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from aifw.names import PLAIN_PATH, SLURM_NAME, UnsafeName, matches
+
+from .parse import format_slurm_minutes
+
+# What ends a line for bash or for a reader of the script (str.splitlines), and NUL.
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\0"
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+# Output paths may carry sbatch's replacement symbols: %j job id, %a array task, %A array job, %x job name.
+_OUTPUT_SYMBOLS = re.compile(r"%[jaAx]")
+
+
+class UnsafeValue(UnsafeName):
+    """A value that must never reach a batch script (a bug upstream, not a user error)."""
+
+
+def _name(value: str, what: str) -> str:
+    if not matches(SLURM_NAME, value):
+        raise UnsafeValue(f"refusing to put {what} {value!r} in a batch script")
+    return value
+
+
+def _path(value: str, what: str, *, symbols: bool = False) -> str:
+    plain = _OUTPUT_SYMBOLS.sub("x", value) if symbols else value
+    if not matches(PLAIN_PATH, plain):
+        raise UnsafeValue(f"refusing to put {what} {value!r} in a batch script")
+    return value
+
+
+def _count(value: int, what: str, low: int = 1, high: int = 1_000_000) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UnsafeValue(f"refusing to put {what} {value!r} in a batch script ({low} to {high})")
+    return value
+
+
+def _line(argv: Sequence[str], what: str) -> str:
+    if not argv:
+        raise UnsafeValue(f"refusing an empty {what} in a batch script")
+    for arg in argv:
+        if not isinstance(arg, str) or any(c in arg for c in LINE_BREAKS):
+            raise UnsafeValue(f"refusing {what} argument {arg!r} in a batch script (one line per command)")
+    return shlex.join(list(argv))
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """The ``#SBATCH`` directives of one job, as typed values."""
+
+    job_name: str
+    time_minutes: int
+    partition: str | None = None
+    account: str | None = None
+    reservation: str | None = None
+    nodes: int = 1
+    ntasks: int = 1
+    cpus_per_task: int = 1
+    memory_mb: int | None = None
+    gpus: int = 0
+    gpu_type: str | None = None
+    output: str | None = None  # absolute path; %j, %a, %A, %x allowed
+    chdir: str | None = None
+    array_size: int | None = None  # tasks 0..N-1
+
+    def directives(self) -> list[str]:
+        d = [f"--job-name={_name(self.job_name, 'job name')}"]
+        if self.partition:
+            d.append(f"--partition={_name(self.partition, 'partition')}")
+        if self.array_size is not None:
+            d.append(f"--array=0-{_count(self.array_size, 'array size', 1, 100_000) - 1}")
+        d.append(f"--cpus-per-task={_count(self.cpus_per_task, 'CPU count', 1, 4096)}")
+        if self.memory_mb is not None:
+            mb = _count(self.memory_mb, "memory", 1, 2**31)
+            d.append(f"--mem={mb // 1024}G" if mb % 1024 == 0 else f"--mem={mb}M")
+        d.append(f"--time={format_slurm_minutes(_count(self.time_minutes, 'time limit', 1, 366 * 24 * 60))}")
+        if self.output:
+            d.append(f"--output={_path(self.output, 'output path', symbols=True)}")
+        if self.chdir:
+            d.append(f"--chdir={_path(self.chdir, 'working directory')}")
+        d.append(f"--nodes={_count(self.nodes, 'node count', 1, 100_000)}")
+        d.append(f"--ntasks={_count(self.ntasks, 'task count', 1, 1_000_000)}")
+        if self.gpus:
+            gtype = f"{_name(self.gpu_type, 'GPU type')}:" if self.gpu_type else ""
+            d.append(f"--gres=gpu:{gtype}{_count(self.gpus, 'GPU count', 1, 1024)}")
+        if self.account:
+            d.append(f"--account={_name(self.account, 'account')}")
+        if self.reservation:
+            d.append(f"--reservation={_name(self.reservation, 'reservation')}")
+        return d
+
+
+@dataclass(frozen=True)
+class BatchScript:
+    """What a job runs: trusted set-up steps, admin-written prologue text, then one command."""
+
+    command: Sequence[str]
+    purpose: str = "job"  # said in the banner and the header comment: "JupyterHub session", "grading worker"
+    exports: Mapping[str, str] = field(default_factory=dict)
+    setup: Sequence[Sequence[str]] = ()
+    prologue: str = ""
+    prologue_label: str = ""
+
+
+def build_batch_script(job: BatchJob, body: BatchScript) -> str:
+    """The whole script, or UnsafeValue when anything would not be safe in it."""
+    purpose = body.purpose
+    if not re.fullmatch(r"[A-Za-z0-9 _.\-]{1,64}", purpose):
+        raise UnsafeValue(f"refusing purpose {purpose!r} in a batch script")
+    lines = ["#!/bin/bash", *(f"#SBATCH {opt}" for opt in job.directives()), ""]
+    lines += [
+        f"# Generated by AIF Workbench for a {purpose}.",
+        "set -eo pipefail",
+        f'echo "AIF Workbench {purpose}: job $SLURM_JOB_ID on $(hostname) as $(id -un)"',
+    ]
+    for name, value in body.exports.items():
+        if not _ENV_NAME.fullmatch(name) or any(c in value for c in LINE_BREAKS):
+            raise UnsafeValue(f"refusing to export {name!r} in a batch script")
+        lines.append(f"export {name}={shlex.quote(value)}")
+    for argv in body.setup:
+        lines.append(_line(argv, "set-up step") + f" || echo 'AIF Workbench: {purpose} set-up step failed (continuing)' >&2")
+    if body.prologue.strip():
+        label = _name(body.prologue_label, "prologue label") if body.prologue_label else "prologue"
+        lines += [f"# environment: {label}", body.prologue.rstrip()]
+    lines += ["exec " + _line(body.command, "command"), ""]
+    return "\n".join(lines)
