@@ -13,8 +13,8 @@ One call for notebooks that must work both on the AI Factory and on a laptop::
 
 How it decides (`backend="auto"`, the default):
 
-1. It runs ``sinfo`` (with ``SLURM_CONF`` from the environment, or the ``slurm_conf`` you pass) and waits at
-   most ``timeout`` seconds. If ``sinfo`` is missing, fails, hangs or lists no partition, Slurm "does not
+1. It asks ``sinfo`` through the project's Slurm layer (`aifw.slurm`), with ``SLURM_CONF`` from the
+   environment or the ``slurm_conf`` you pass, and waits at most ``timeout`` seconds. If ``sinfo`` is missing, fails, hangs or lists no partition, Slurm "does not
    answer" and you get a :class:`distributed.LocalCluster` on this machine, with a printed note saying why.
 2. If Slurm answers, you get a :class:`dask_jobqueue.SLURMCluster`: every worker is one Slurm job
    (``#SBATCH -n 1 --cpus-per-task=<cores>``) that runs ``sys.executable -m distributed.cli.dask_worker``,
@@ -28,6 +28,11 @@ How it decides (`backend="auto"`, the default):
 ``backend="local"`` or ``"slurm"`` (or the environment variable ``AIFW_DASK_BACKEND``) forces a choice;
 ``"slurm"`` raises ``RuntimeError`` when Slurm does not answer instead of falling back.
 
+What goes into the worker jobs' ``#SBATCH`` lines is checked first, whatever the backend: ``partition`` and
+``account`` must be Slurm names (`aifw.names.SLURM_NAME`), ``walltime`` a Slurm time, and each of
+``job_extra_directives`` one sbatch option on one line; otherwise ``ValueError`` says which and why.
+(The batch script itself is dask-jobqueue's ``SLURMCluster`` job template.)
+
 The returned cluster carries two extra attributes: ``aifw_backend`` (``"slurm"`` or ``"local"``) and
 ``aifw_reason`` (the sentence that was printed).
 """
@@ -37,61 +42,42 @@ import contextlib
 import ipaddress
 import os
 import socket
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from aifw.names import SLURM_NAME, require
+from aifw.slurm import (
+    PartitionInfo,
+    SlurmClient,
+    SlurmError,
+    SlurmNotInstalled,
+    SlurmTimedOut,
+    parse_slurm_minutes,
+    partitions_from_nodes,
+)
+from aifw.slurm.script import LINE_BREAKS
+
 __all__ = [
-    "NodeInfo",
-    "PartitionInfo",
     "SlurmProbe",
     "Decision",
-    "parse_sinfo",
     "probe_slurm",
     "decide",
     "pick_scheduler_host",
+    "check_job_text",
     "dask_cluster",
 ]
 
-#: ``sinfo`` output format used by :func:`probe_slurm`: one line per (node, partition).
-SINFO_FORMAT = "%P|%N|%o|%c|%m|%t"
-#: Node states (``sinfo %t``, lower case, without the ``*~#!%$@^-`` suffixes) in which a node takes jobs.
-USABLE_STATES = frozenset({"idle", "mix", "alloc", "comp", "resv", "plnd", "futr"})
 BACKEND_ENV = "AIFW_DASK_BACKEND"
 DEFAULT_TIMEOUT_S = 5.0
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
 @dataclass(frozen=True)
-class NodeInfo:
-    name: str
-    address: str
-    cpus: int
-    memory_mb: int
-    state: str
-
-    @property
-    def usable(self) -> bool:
-        """Takes jobs: a usable state and responding (a trailing ``*`` means "not responding")."""
-        return not self.state.endswith("*") and self.state.rstrip("~#!%$@^-+") in USABLE_STATES
-
-
-@dataclass(frozen=True)
-class PartitionInfo:
-    name: str
-    default: bool = False
-    nodes: tuple[NodeInfo, ...] = ()
-
-    @property
-    def usable_nodes(self) -> tuple[NodeInfo, ...]:
-        return tuple(n for n in self.nodes if n.usable)
-
-
-@dataclass(frozen=True)
 class SlurmProbe:
-    """What ``sinfo`` said: whether Slurm answered, why (not), and its partitions."""
+    """What ``sinfo`` said: whether Slurm answered, why (not), and its partitions by name
+    (`aifw.slurm.PartitionInfo`, each with its `nodes` and `usable_nodes`)."""
 
     available: bool
     reason: str
@@ -115,60 +101,26 @@ class Decision:
     skip_mem_directive: bool = False
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text.strip().rstrip("+"))
-    except ValueError:
-        return 0
-
-
-def parse_sinfo(text: str) -> dict[str, PartitionInfo]:
-    """Parse ``sinfo -h -N -o '%P|%N|%o|%c|%m|%t'`` output into partitions (pure; order kept)."""
-    nodes: dict[str, list[NodeInfo]] = {}
-    defaults: set[str] = set()
-    for line in text.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) != 6 or not parts[0]:
-            continue
-        pname, node, addr, cpus, mem, state = (p.strip() for p in parts)
-        if pname.endswith("*"):
-            pname = pname[:-1]
-            defaults.add(pname)
-        nodes.setdefault(pname, []).append(
-            NodeInfo(name=node, address=addr or node, cpus=_int(cpus), memory_mb=_int(mem), state=state.lower())
-        )
-    return {
-        name: PartitionInfo(name=name, default=name in defaults, nodes=tuple(ns)) for name, ns in nodes.items()
-    }
-
-
-def _slurm_env(slurm_conf: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    if slurm_conf:
-        env["SLURM_CONF"] = str(slurm_conf)
-    return env
-
-
 def probe_slurm(
-    *, timeout: float = DEFAULT_TIMEOUT_S, slurm_conf: str | None = None, sinfo: str = "sinfo"
+    *, timeout: float = DEFAULT_TIMEOUT_S, slurm_conf: str | None = None, bin_dir: str | None = None
 ) -> SlurmProbe:
-    """Ask ``sinfo`` (at most ``timeout`` seconds) whether Slurm answers and which partitions it has."""
-    cmd = [sinfo, "-h", "-N", "-o", SINFO_FORMAT]
+    """Ask ``sinfo`` (at most ``timeout`` seconds) whether Slurm answers and which partitions it has.
+
+    ``slurm_conf``: a ``slurm.conf`` other than the environment's ``SLURM_CONF``; ``bin_dir``: the folder
+    of Slurm's commands (default: found on ``PATH``). Never raises: a Slurm that does not answer is a
+    probe with ``available=False`` and the reason in words.
+    """
+    client = SlurmClient(bin_dir=bin_dir, conf=slurm_conf, timeout_s=timeout)
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=_slurm_env(slurm_conf), check=False
-        )
-    except FileNotFoundError:
-        return SlurmProbe(False, f"the Slurm command '{sinfo}' is not installed on this machine")
-    except subprocess.TimeoutExpired:
+        nodes = client.nodes_sync()
+    except SlurmNotInstalled:
+        return SlurmProbe(False, "the Slurm command 'sinfo' is not installed on this machine")
+    except SlurmTimedOut:
         return SlurmProbe(False, f"'sinfo' did not answer within {timeout:g} s")
-    except OSError as err:
-        return SlurmProbe(False, f"'sinfo' could not be run ({err})")
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
-        detail = lines[-1].strip() if lines else f"exit status {proc.returncode}"
-        return SlurmProbe(False, f"'sinfo' failed: {detail}")
-    partitions = parse_sinfo(proc.stdout)
+    except SlurmError as err:  # rejected, or "unable to contact slurm controller" and the like
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        return SlurmProbe(False, f"'sinfo' failed: {lines[-1] if lines else err}")
+    partitions = partitions_from_nodes(nodes)
     if not partitions:
         return SlurmProbe(False, "'sinfo' answered but lists no partition")
     return SlurmProbe(True, "Slurm answered", partitions)
@@ -290,9 +242,46 @@ def _route_address(target: str) -> str | None:
     return address
 
 
-def _dashboard_address() -> str:
-    """A free port for the scheduler's HTTP server/dashboard: several people share a login node."""
-    return ":0"
+def check_job_text(
+    *,
+    partition: str | None = None,
+    account: str | None = None,
+    walltime: str = "00:30:00",
+    job_extra_directives: Iterable[str] = (),
+    log_directory: str | None = None,
+) -> list[str]:
+    """Check what `dask_cluster` hands to dask-jobqueue for the worker jobs' ``#SBATCH`` lines (pure).
+
+    Returns the extra directives as a list; raises ``ValueError`` naming the value that would not be one
+    sound ``#SBATCH`` line: a partition or account that is not a Slurm name, a walltime Slurm does not
+    read, a directive that is not one sbatch option on one line, a log folder with a line break.
+    """
+    if partition is not None:
+        require(SLURM_NAME, partition, "partition")
+    if account is not None:
+        require(SLURM_NAME, account, "account")
+    if not isinstance(walltime, str) or any(c in walltime for c in LINE_BREAKS):
+        raise ValueError(f"walltime {walltime!r} is not a Slurm time such as '00:30:00' or '1-00:00:00'")
+    try:
+        minutes = parse_slurm_minutes(walltime)
+    except ValueError:
+        minutes = None
+    if minutes is None and walltime.strip().upper() not in {"UNLIMITED", "INFINITE"}:
+        raise ValueError(f"walltime {walltime!r} is not a Slurm time such as '00:30:00' or '1-00:00:00'")
+    if isinstance(job_extra_directives, str):
+        raise ValueError(f"job_extra_directives must be a list of sbatch options, e.g. ['--gres=gpu:1']; "
+                         f"you gave the text {job_extra_directives!r}")
+    directives = list(job_extra_directives)
+    for d in directives:
+        if not isinstance(d, str) or any(c in d for c in LINE_BREAKS):
+            raise ValueError(f"job_extra_directives: {d!r} is not one line; give one sbatch option per item, "
+                             "e.g. ['--gres=gpu:1', '--constraint=a100']")
+        if not d.strip().startswith("-"):
+            raise ValueError(f"job_extra_directives: {d!r} is not an sbatch option; give the option alone, "
+                             "e.g. '--gres=gpu:1' (dask-jobqueue writes the '#SBATCH ' in front)")
+    if log_directory is not None and any(c in str(log_directory) for c in LINE_BREAKS):
+        raise ValueError(f"log_directory {str(log_directory)!r} contains a line break")
+    return directives
 
 
 def _default_log_directory() -> str:
@@ -343,7 +332,7 @@ def dask_cluster(
         Path of a non-default ``slurm.conf``; it is put into ``os.environ['SLURM_CONF']`` so that ``sinfo``,
         ``sbatch``, ``scancel`` and the worker jobs all use it. Default: whatever ``SLURM_CONF`` already says.
     job_extra_directives:
-        More ``#SBATCH`` lines, e.g. ``["--gres=gpu:1"]``.
+        More ``#SBATCH`` options, one per item, e.g. ``["--gres=gpu:1"]`` (checked: see `check_job_text`).
     log_directory:
         Where the worker jobs write their stdout/stderr (default ``~/.cache/aifw/dask-worker-logs``, so that
         ``slurm-*.out`` files do not pile up next to your notebook).
@@ -356,6 +345,8 @@ def dask_cluster(
     """
     if n_workers < 0 or cores < 1 or not 1 <= processes <= cores:
         raise ValueError("n_workers must be >= 0, cores >= 1 and 1 <= processes <= cores")
+    extra_directives = check_job_text(partition=partition, account=account, walltime=walltime,
+                                      job_extra_directives=job_extra_directives, log_directory=log_directory)
     if slurm_conf:
         os.environ["SLURM_CONF"] = str(slurm_conf)
     backend = backend or os.environ.get(BACKEND_ENV) or "auto"
@@ -364,7 +355,7 @@ def dask_cluster(
     else:
         probe = probe_slurm(timeout=timeout)
     decision = decide(probe, backend=backend, partition=partition, cores=cores, memory=memory)
-    dashboard = _dashboard_address()
+    dashboard = ":0"  # a free port for the scheduler's HTTP server/dashboard: several people share a login node
 
     if decision.backend == "local":
         from distributed import LocalCluster
@@ -403,7 +394,7 @@ def dask_cluster(
             python=sys.executable,
             job_name="aifw-dask",
             log_directory=log_directory or _default_log_directory(),
-            job_extra_directives=list(job_extra_directives),
+            job_extra_directives=extra_directives,
             job_directives_skip=["--mem"] if decision.skip_mem_directive else [],
             scheduler_options={"host": scheduler_host, "dashboard_address": dashboard},
             **cluster_kwargs,

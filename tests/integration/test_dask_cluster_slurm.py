@@ -6,24 +6,20 @@ root, the test stack's (the `stack` fixture of tests/conftest.py); otherwise the
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
 
 from aifw.extensions.kernel.dask_cluster import dask_cluster
+from aifw.slurm import SlurmClient
 
 pytestmark = pytest.mark.integration
 
 
 def _squeue_state(job_id: str) -> str:
     """The job's state as squeue shows it ('' when squeue no longer lists it)."""
-    proc = subprocess.run(
-        ["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=10
-    )
-    if proc.returncode != 0:  # "Invalid job id specified": already purged
-        return ""
-    return proc.stdout.strip()
+    tasks = SlurmClient(bin_dir=None).job_tasks_sync(str(job_id))
+    return tasks[0].state if tasks else ""
 
 
 def test_worker_runs_as_a_slurm_job_and_is_cancelled_on_close(slurm, tmp_path):
@@ -60,6 +56,12 @@ def test_worker_runs_as_a_slurm_job_and_is_cancelled_on_close(slurm, tmp_path):
             break
         time.sleep(0.5)
     assert all(s in {"", "COMPLETING", "CANCELLED", "COMPLETED"} for s in states.values()), states
+
+
+def test_the_probe_sees_the_default_partition_with_nodes_that_take_jobs(slurm):
+    default = slurm.default_partition
+    assert default is not None and default.default, slurm.partitions
+    assert default.usable_nodes and all(n.address for n in default.usable_nodes)
 
 
 def test_unknown_partition_names_the_real_ones(slurm):

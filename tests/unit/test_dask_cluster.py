@@ -1,4 +1,6 @@
-"""dask_cluster(): the Slurm-or-local decision, sinfo parsing, scheduler host, and the clusters it builds."""
+"""dask_cluster(): the Slurm-or-local decision, the probe (through aifw.slurm, with fake sinfo commands), the
+checks of our #SBATCH text, the scheduler host, and the clusters it builds (no worker is ever submitted;
+the one LocalCluster with a worker process starts in about a second)."""
 from __future__ import annotations
 
 import os
@@ -9,52 +11,32 @@ import textwrap
 import pytest
 
 from aifw.extensions.kernel import dask_cluster as dc
+from aifw.names import UnsafeName
+from aifw.slurm import parse_nodes, partitions_from_nodes
 
+# sinfo -N -h -o NODE_FORMAT ("%N|%P|%t|%c|%C|%m|%G|%a|%o")
 SINFO_ONE_NODE = textwrap.dedent(
     """\
-    cpu*|localhost|127.0.0.1|16|24000|idle
-    gpu|localhost|127.0.0.1|16|24000|mix
-    debug|localhost|127.0.0.1|16|24000|idle
+    localhost|cpu*|idle|16|0/16/0/16|24000|(null)|up|127.0.0.1
+    localhost|gpu|mix|16|4/12/0/16|24000|gpu:1|up|127.0.0.1
+    localhost|debug|idle|16|0/16/0/16|24000|(null)|up|127.0.0.1
     """
 )
 SINFO_TWO_NODES = textwrap.dedent(
     """\
-    batch*|n1|10.0.0.11|8|1|idle
-    batch*|n2|10.0.0.12|8|1|alloc
-    broken|n3|10.0.0.13|8|4000|down*
-    broken|n4|10.0.0.14|8|4000|drain
+    n1|batch*|idle|8|0/8/0/8|1|(null)|up|10.0.0.11
+    n2|batch*|alloc|8|8/0/0/8|1|(null)|up|10.0.0.12
+    n3|broken|down*|8|0/0/8/8|4000|(null)|up|10.0.0.13
+    n4|broken|drain|8|0/0/8/8|4000|(null)|up|10.0.0.14
     """
 )
 
 
 def probe(text: str) -> dc.SlurmProbe:
-    return dc.SlurmProbe(True, "Slurm answered", dc.parse_sinfo(text))
+    return dc.SlurmProbe(True, "Slurm answered", partitions_from_nodes(parse_nodes(text)))
 
 
 DOWN = dc.SlurmProbe(False, "'sinfo' failed: could not establish a configuration source")
-
-
-# ---------------------------------------------------------------- parse_sinfo
-def test_parse_sinfo_partitions_default_and_nodes():
-    parts = dc.parse_sinfo(SINFO_ONE_NODE)
-    assert list(parts) == ["cpu", "gpu", "debug"]
-    assert parts["cpu"].default and not parts["gpu"].default
-    node = parts["cpu"].nodes[0]
-    assert (node.name, node.address, node.cpus, node.memory_mb, node.state) == ("localhost", "127.0.0.1", 16, 24000, "idle")
-
-
-@pytest.mark.parametrize(
-    "state, usable",
-    [("idle", True), ("mix", True), ("alloc", True), ("idle*", False), ("down*", False), ("drain", False),
-     ("drng", False), ("mix~", True), ("comp", True), ("fail", False), ("unk", False)],
-)
-def test_node_state_usable(state, usable):
-    # "idle*" = not responding: jobs would wait forever
-    assert dc.NodeInfo("n", "n", 1, 1, state).usable is usable
-
-
-def test_parse_sinfo_ignores_garbage_lines():
-    assert dc.parse_sinfo("\nnot a line\n|a|b|c|d|e\n") == {}
 
 
 # ---------------------------------------------------------------- decide
@@ -137,37 +119,108 @@ def test_pick_scheduler_host_remote_without_route_asks_for_it():
 
 
 # ---------------------------------------------------------------- probe_slurm with fake sinfo commands
-def fake_command(tmp_path, body: str) -> str:
+def fake_sinfo(tmp_path, body: str) -> str:
+    """A folder whose `sinfo` is a shell script (the probe's bin_dir); it records its arguments."""
     path = tmp_path / "sinfo"
-    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\n' + body + "\n")
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return str(path)
+    return str(tmp_path)
 
 
 def test_probe_missing_command(tmp_path):
-    p = dc.probe_slurm(sinfo=str(tmp_path / "nope"))
+    p = dc.probe_slurm(bin_dir=str(tmp_path / "nope"))
+    assert not p.available and p.reason == "the Slurm command 'sinfo' is not installed on this machine"
+
+
+def test_probe_missing_command_on_path(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    p = dc.probe_slurm()
     assert not p.available and "not installed" in p.reason
 
 
-def test_probe_failing_command(tmp_path):
-    p = dc.probe_slurm(sinfo=fake_command(tmp_path, "echo 'sinfo: error: Unable to contact slurm controller' >&2; exit 1"))
-    assert not p.available and "Unable to contact slurm controller" in p.reason
+def test_probe_failing_command_gives_the_last_line(tmp_path):
+    bin_dir = fake_sinfo(tmp_path, "echo 'sinfo: warning: x' >&2; echo 'sinfo: error: invalid format' >&2; exit 1")
+    p = dc.probe_slurm(bin_dir=bin_dir)
+    assert not p.available and p.reason == "'sinfo' failed: sinfo: error: invalid format"
+
+
+def test_probe_controller_down(tmp_path):
+    p = dc.probe_slurm(bin_dir=fake_sinfo(tmp_path, "echo 'sinfo: error: Unable to contact slurm controller' >&2; exit 1"))
+    assert not p.available and p.reason == "'sinfo' failed: sinfo: error: Unable to contact slurm controller"
 
 
 def test_probe_hanging_command_times_out(tmp_path):
-    p = dc.probe_slurm(sinfo=fake_command(tmp_path, "exec sleep 30"), timeout=0.5)
-    assert not p.available and "did not answer within 0.5 s" in p.reason
+    p = dc.probe_slurm(bin_dir=fake_sinfo(tmp_path, "exec sleep 30"), timeout=0.5)
+    assert not p.available and p.reason == "'sinfo' did not answer within 0.5 s"
 
 
 def test_probe_empty_answer(tmp_path):
-    p = dc.probe_slurm(sinfo=fake_command(tmp_path, "exit 0"))
-    assert not p.available and "no partition" in p.reason
+    p = dc.probe_slurm(bin_dir=fake_sinfo(tmp_path, "exit 0"))
+    assert not p.available and p.reason == "'sinfo' answered but lists no partition"
 
 
-def test_probe_passes_slurm_conf(tmp_path):
-    cmd = fake_command(tmp_path, 'echo "cpu*|localhost|$SLURM_CONF|2|100|idle"')
-    p = dc.probe_slurm(sinfo=cmd, slurm_conf="/etc/x/slurm.conf")
-    assert p.available and p.partitions["cpu"].nodes[0].address == "/etc/x/slurm.conf"
+def test_probe_asks_for_nodes_and_passes_slurm_conf(tmp_path):
+    bin_dir = fake_sinfo(tmp_path, 'echo "n1|cpu*|idle|2|0/2/0/2|100|(null)|up|$SLURM_CONF"\n'
+                                   'echo "n1|gpu|mix|2|1/1/0/2|100|gpu:1|up|$SLURM_CONF"')
+    p = dc.probe_slurm(bin_dir=bin_dir, slurm_conf="/etc/x/slurm.conf")
+    assert p.available and p.reason == "Slurm answered"
+    assert list(p.partitions) == ["cpu", "gpu"] and p.default_partition.name == "cpu"
+    assert p.partitions["cpu"].nodes[0].address == "/etc/x/slurm.conf"
+    assert (tmp_path / "argv").read_text().split() == ["-N", "-h", "-o", "%N|%P|%t|%c|%C|%m|%G|%a|%o"]
+
+
+def test_a_probe_with_nodes_drives_the_decision(tmp_path):
+    bin_dir = fake_sinfo(tmp_path, "printf '%s\\n' 'n1|cpu*|down*|2|0/0/2/2|100|(null)|up|n1' "
+                                   "'n2|cpu*|idle|4|0/4/0/4|100|(null)|up|n2'")
+    p = dc.probe_slurm(bin_dir=bin_dir)
+    assert [n.name for n in p.partitions["cpu"].usable_nodes] == ["n2"]
+    with pytest.raises(ValueError, match="at most 4 CPUs"):
+        dc.decide(p, cores=8)
+
+
+# ---------------------------------------------------------------- our #SBATCH text
+def test_checked_job_text_passes_good_values():
+    assert dc.check_job_text(partition="gpu-a100", account="proj.x_1", walltime="1-00:00:00",
+                             job_extra_directives=("--gres=gpu:1", "--constraint=a100"),
+                             log_directory="/home/u/logs") == ["--gres=gpu:1", "--constraint=a100"]
+    assert dc.check_job_text() == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"partition": "cpu\n#SBATCH --qos=high"}, "partition .* is not a Slurm name"),
+    ({"partition": "cpu gpu"}, "partition .* is not a Slurm name"),
+    ({"account": "-Aother"}, "account .* is not a Slurm name"),
+    ({"account": ""}, "account .* is not a Slurm name"),
+    ({"walltime": "00:10:00\n#SBATCH --qos=high"}, "walltime .* is not a Slurm time"),
+    ({"walltime": "ten minutes"}, "walltime .* is not a Slurm time"),
+    ({"job_extra_directives": ["--gres=gpu:1\n#SBATCH --qos=high"]}, "is not one line"),
+    ({"job_extra_directives": ["--gres=gpu:1\rx"]}, "is not one line"),
+    ({"job_extra_directives": ["--gres=gpu:1\u2028x"]}, "is not one line"),
+    ({"job_extra_directives": [3]}, "is not one line"),
+    ({"job_extra_directives": ["#SBATCH --gres=gpu:1"]}, "is not an sbatch option"),
+    ({"job_extra_directives": [""]}, "is not an sbatch option"),
+    ({"job_extra_directives": "--gres=gpu:1"}, "must be a list"),
+    ({"log_directory": "/tmp/x\n#SBATCH --qos=high"}, "contains a line break"),
+])
+def test_unsound_job_text_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        dc.check_job_text(**kwargs)
+
+
+def test_names_are_checked_with_the_project_patterns():
+    with pytest.raises(UnsafeName):
+        dc.check_job_text(partition="bad;name")
+
+
+def test_dask_cluster_refuses_unsound_text_before_asking_slurm(monkeypatch):
+    def boom(**kw):
+        raise AssertionError("sinfo must not be asked")
+
+    monkeypatch.setattr(dc, "probe_slurm", boom)
+    with pytest.raises(ValueError, match="is not one line"):
+        dc.dask_cluster(job_extra_directives=["--gres=gpu:1\n#SBATCH --qos=high"], quiet=True)
+    with pytest.raises(ValueError, match="not a Slurm name"):
+        dc.dask_cluster(backend="local", partition="a b", quiet=True)
 
 
 # ---------------------------------------------------------------- dask_cluster()

@@ -6,7 +6,7 @@ import pytest
 from aifw.slurm import (
     SlurmRejected, format_slurm_minutes, node_state_base, node_takes_jobs, parse_accounts, parse_gpus_in_use,
     parse_gres_gpus, parse_nodes, parse_partitions, parse_sbatch_job_id, parse_scontrol_job, parse_slurm_minutes,
-    parse_squeue_jobs, parse_start_estimates,
+    parse_squeue_jobs, parse_start_estimates, partitions_from_nodes,
 )
 
 SCONTROL_PARTS = """PartitionName=cpu AllowGroups=ALL Default=YES MaxTime=08:00:00 Nodes=localhost State=UP TotalCPUs=16
@@ -88,6 +88,17 @@ def test_partitions_count_only_nodes_that_take_jobs():
     assert cpu.cpus_idle == 4 and cpu.gpus_idle == 1
 
 
+def test_partitions_from_nodes_group_in_sinfo_order_with_the_default():
+    parts = partitions_from_nodes(parse_nodes("n1|gpu|mix|8|2/6/0/8|16000|gpu:2|up|10.0.0.1\n"
+                                              "n1|cpu*|mix|8|2/6/0/8|16000|gpu:2|up|10.0.0.1\n"
+                                              "n2|cpu*|drain|4|0/0/4/4|8000|(null)|up|10.0.0.2\n"))
+    assert list(parts) == ["gpu", "cpu"]
+    assert parts["cpu"].default and not parts["gpu"].default
+    assert parts["cpu"].node_names == ("n1", "n2") and [n.name for n in parts["cpu"].usable_nodes] == ["n1"]
+    assert parts["cpu"].cpus_per_node == 8 and parts["cpu"].cpus_idle == 6 and parts["gpu"].gpus_idle == 2
+    assert partitions_from_nodes([]) == {}
+
+
 def test_accounts_and_start_estimates():
     assert parse_accounts("proj-b\nproj-a\nproj-a\nbad name\n\n") == ["proj-a", "proj-b"]
     assert parse_start_estimates("7|2026-12-01T10:00:00\n8|N/A\nx\n") == {"7": "2026-12-01T10:00:00"}
@@ -97,3 +108,13 @@ def test_accounts_and_start_estimates():
 def test_sbatch_output_that_is_no_job_id_is_refused(text):
     with pytest.raises(SlurmRejected):
         parse_sbatch_job_id(text)
+
+
+def test_job_ids_are_each_job_once_and_nothing_else():
+    from aifw.slurm import parse_job_ids
+
+    # An array's running and pending tasks all print its base id (%F): scancel of that id stops them all.
+    assert parse_job_ids("41\n42\n42\n42\n43\n") == ["41", "42", "43"]
+    assert parse_job_ids("") == []
+    with pytest.raises(SlurmRejected, match="where a job id belongs"):
+        parse_job_ids("41\n42_[1-3]\n")

@@ -12,11 +12,12 @@ Ground floor of the project: imports only `aifw.names`. Three rooms:
 Three outcomes of every call, kept apart on purpose:
 - a parsed answer (typed dataclasses);
 - `SlurmRejected`: Slurm answered and said no (bad request, unknown job...). Carries Slurm's message.
-- `SlurmUnavailable`: Slurm did not answer (controller down, timeout). Callers treat a running job as
-  still running: "no answer" is never "gone".
+- `SlurmUnavailable`: Slurm did not answer (controller down; `SlurmTimedOut`: not within the time limit).
+  Callers treat a running job as still running: "no answer" is never "gone".
 """
 from .client import CommandResult, SlurmClient
 from .parse import (
+    JOB_IDS_FORMAT,
     NODE_FORMAT,
     NODE_USABLE_STATES,
     PENDING_STATES,
@@ -28,6 +29,7 @@ from .parse import (
     SlurmError,
     SlurmNotInstalled,
     SlurmRejected,
+    SlurmTimedOut,
     SlurmUnavailable,
     format_slurm_minutes,
     node_state_base,
@@ -35,6 +37,7 @@ from .parse import (
     parse_accounts,
     parse_gpus_in_use,
     parse_gres_gpus,
+    parse_job_ids,
     parse_nodes,
     parse_partitions,
     parse_sbatch_job_id,
@@ -43,14 +46,15 @@ from .parse import (
     parse_slurm_minutes,
     parse_squeue_jobs,
     parse_start_estimates,
+    partitions_from_nodes,
 )
 from .script import BatchJob, BatchScript, UnsafeValue, build_batch_script
 
 __all__ = [
-    "BatchJob", "BatchScript", "CommandResult", "JobInfo", "NODE_FORMAT", "NODE_USABLE_STATES", "NodeInfo",
+    "BatchJob", "BatchScript", "CommandResult", "JOB_IDS_FORMAT", "JobInfo", "NODE_FORMAT", "NODE_USABLE_STATES", "NodeInfo",
     "PENDING_STATES", "PartitionInfo", "RUNNING_STATES", "SQUEUE_JOB_FORMAT", "SlurmClient", "SlurmError",
-    "SlurmNotInstalled", "SlurmRejected", "SlurmUnavailable", "UnsafeValue", "build_batch_script",
+    "SlurmNotInstalled", "SlurmRejected", "SlurmTimedOut", "SlurmUnavailable", "UnsafeValue", "build_batch_script",
     "format_slurm_minutes", "node_state_base", "node_takes_jobs", "parse_accounts", "parse_gpus_in_use",
-    "parse_gres_gpus", "parse_nodes", "parse_partitions", "parse_sbatch_job_id", "parse_scontrol_job",
-    "parse_scontrol_records", "parse_slurm_minutes", "parse_squeue_jobs", "parse_start_estimates",
+    "parse_gres_gpus", "parse_job_ids", "parse_nodes", "parse_partitions", "parse_sbatch_job_id", "parse_scontrol_job",
+    "parse_scontrol_records", "parse_slurm_minutes", "parse_squeue_jobs", "parse_start_estimates", "partitions_from_nodes",
 ]

@@ -18,6 +18,7 @@ from aifw.names import JOB_ID, matches
 
 from .parse import (
     INVALID_JOB,
+    JOB_IDS_FORMAT,
     NODE_FORMAT,
     SQUEUE_JOB_FORMAT,
     UNAVAILABLE,
@@ -27,9 +28,11 @@ from .parse import (
     SlurmError,
     SlurmNotInstalled,
     SlurmRejected,
+    SlurmTimedOut,
     SlurmUnavailable,
     parse_accounts,
     parse_gpus_in_use,
+    parse_job_ids,
     parse_nodes,
     parse_partitions,
     parse_sbatch_job_id,
@@ -114,7 +117,7 @@ class SlurmClient:
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
-            raise SlurmUnavailable(f"{command} did not answer within {limit:.0f} s") from None
+            raise SlurmTimedOut(f"{command} did not answer within {limit:g} s") from None
         result = CommandResult(tuple(argv), proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
         if result.returncode != 0:
             raise _failure(command, result.returncode, result.stdout, result.stderr)
@@ -129,7 +132,7 @@ class SlurmClient:
         try:
             p = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=self._env(env), timeout=limit)
         except subprocess.TimeoutExpired:
-            raise SlurmUnavailable(f"{command} did not answer within {limit:.0f} s") from None
+            raise SlurmTimedOut(f"{command} did not answer within {limit:g} s") from None
         except OSError as err:
             raise SlurmNotInstalled(f"cannot run {argv[0]}: {err.strerror}; check the site file's slurm settings") from None
         if p.returncode != 0:
@@ -194,10 +197,9 @@ class SlurmClient:
             if not INVALID_JOB.search(str(err)):
                 raise
 
-    def job_ids_sync(self) -> list[str]:
-        """Ids of every job Slurm lists now (all users)."""
-        res = self.run_sync("squeue", ["-h", "-o", "%i"])
-        return [j for j in res.stdout.split() if j]
+    def job_ids_sync(self, *, timeout_s: float | None = None) -> list[str]:
+        """Ids of every job Slurm lists now (all users); an array once, as its base id (what scancel takes)."""
+        return parse_job_ids(self.run_sync("squeue", ["-h", "-o", JOB_IDS_FORMAT], timeout_s=timeout_s).stdout)
 
     async def pending_order(self, partition: str) -> list[str]:
         """Ids of the jobs pending in a partition, in the order Slurm will consider them (priority)."""

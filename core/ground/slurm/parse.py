@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from aifw.names import JOB_ID, SLURM_NAME, matches
 
@@ -42,6 +43,10 @@ class SlurmError(Exception):
 
 class SlurmUnavailable(SlurmError):
     """Slurm did not answer in time (controller down or overloaded)."""
+
+
+class SlurmTimedOut(SlurmUnavailable):
+    """A command gave no answer within its time limit (a kind of SlurmUnavailable)."""
 
 
 class SlurmNotInstalled(SlurmError):
@@ -226,20 +231,32 @@ def parse_partitions(scontrol_text: str, nodes_text: str) -> list[PartitionInfo]
                                                   "default": node.default_partition, "max_time_minutes": None,
                                                   "nodes": []})
         entry["nodes"].append(node)
-    out = []
-    for p in parts.values():
-        nodes = p.pop("nodes")
-        usable = [n for n in nodes if n.takes_jobs]
-        out.append(PartitionInfo(
-            **p,
-            cpus_per_node=max((n.cpus for n in nodes), default=0),
-            cpus_idle=sum(n.cpus_idle for n in usable),
-            memory_mb_per_node=max((n.memory_mb for n in nodes), default=0),
-            gpus_per_node=max((n.gpus for n in nodes), default=0),
-            gpus_idle=sum(n.gpus for n in usable),
-            nodes=tuple(nodes),
-        ))
-    return out
+    return [_partition(p.pop("nodes"), **p) for p in parts.values()]
+
+
+def _partition(nodes: list[NodeInfo], **limits) -> PartitionInfo:
+    """A partition of these nodes, with the sizes and idle counts they add up to."""
+    usable = [n for n in nodes if n.takes_jobs]
+    return PartitionInfo(
+        **limits,
+        cpus_per_node=max((n.cpus for n in nodes), default=0),
+        cpus_idle=sum(n.cpus_idle for n in usable),
+        memory_mb_per_node=max((n.memory_mb for n in nodes), default=0),
+        gpus_per_node=max((n.gpus for n in nodes), default=0),
+        gpus_idle=sum(n.gpus for n in usable),
+        nodes=tuple(nodes),
+    )
+
+
+def partitions_from_nodes(nodes: Iterable[NodeInfo]) -> dict[str, PartitionInfo]:
+    """Group `sinfo -N` records (`parse_nodes`) into partitions by name, in sinfo's order. `default` is
+    sinfo's '*' mark; availability and time limits are scontrol's, so they keep their defaults here (use
+    `parse_partitions` for those)."""
+    groups: dict[str, list[NodeInfo]] = {}
+    for node in nodes:
+        groups.setdefault(node.partition, []).append(node)
+    return {name: _partition(ns, name=name, default=any(n.default_partition for n in ns))
+            for name, ns in groups.items()}
 
 
 def parse_gpus_in_use(squeue_text: str) -> dict[str, int]:
@@ -310,6 +327,22 @@ def parse_sbatch_job_id(output: str) -> str:
     if not matches(JOB_ID, job_id):
         raise SlurmRejected(f"sbatch printed no job id: {output.strip()[:200]!r}")
     return job_id
+
+
+#: ``squeue -h -o JOB_IDS_FORMAT``: one line per job, an array as its base job id (``%F``).
+JOB_IDS_FORMAT = "%F"
+
+
+def parse_job_ids(text: str) -> list[str]:
+    """``squeue -h -o JOB_IDS_FORMAT`` lines: the job ids, each once (an array's tasks share one id), in
+    squeue's order. A line that is no job id is an error, never skipped."""
+    out: list[str] = []
+    for line in text.split():
+        if not matches(JOB_ID, line):
+            raise SlurmRejected(f"squeue printed {line[:60]!r} where a job id belongs")
+        if line not in out:
+            out.append(line)
+    return out
 
 
 
