@@ -1,4 +1,9 @@
-"""The course catalogue: load and validate every ``courses/*/course.yaml`` and its ``wrong_answers.yaml``.
+"""The course catalogue: load and validate every ``<course>/course.yaml`` and its ``wrong_answers.yaml``.
+
+The courses live outside the importable package (which carries code only): ``scripts/install.sh`` copies
+a checkout's ``courses/<course>/`` folders into ``<runtime prefix>/course-sources/``, readable by root
+only, and that is where :func:`load_catalogue` looks unless it is given a ``root`` (``--root`` on the
+command line; a checkout's ``courses/`` folder works too).
 
 The format is described in ``docs/course-format.md``. A malformed file raises :class:`CourseFileError`,
 whose message names the file, the key, what is expected and what was found. Files that are well-formed
@@ -12,6 +17,7 @@ answer, ...) are listed by :func:`course_problems`; the grading proof reports th
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -34,8 +40,12 @@ from aifw.yamlfile import FileProblems, read_yaml, validation_problems
 
 from . import cells as nbcells
 
-COURSES_ROOT = Path(__file__).resolve().parent
 COURSE_FILE = "course.yaml"
+#: The folder of the runtime prefix that holds the installed course sources (see default_root).
+SOURCES_DIR = "course-sources"
+#: The help of every command's --root.
+ROOT_HELP = ("folder with one folder per course, e.g. a checkout's courses/ "
+             "(default: <runtime prefix>/course-sources, installed by scripts/install.sh)")
 WRONG_ANSWERS_FILE = "wrong_answers.yaml"
 
 Slug = Annotated[str, StringConstraints(pattern=SLUG, max_length=64)]
@@ -204,10 +214,32 @@ def load_wrong_answers(path: str | Path) -> WrongAnswers:
     return {m: (nbs or {}) for m, nbs in parsed.modules.items()}
 
 
+def default_root() -> Path:
+    """Where the installed course sources are: ``<runtime prefix>/course-sources``, the runtime prefix
+    being the folder that holds the venv running this code (``scripts/install.sh PREFIX`` builds
+    ``PREFIX/venv`` and installs the courses, root-only, into ``PREFIX/course-sources``)."""
+    return Path(sys.prefix).parent / SOURCES_DIR
+
+
 def load_catalogue(root: str | Path | None = None) -> list[Course]:
-    """Every course under ``root`` (default: the installed ``aifw.courses`` package), sorted by id."""
-    root = Path(root) if root is not None else COURSES_ROOT
-    return [load_course(p.parent) for p in sorted(root.glob(f"*/{COURSE_FILE}"))]
+    """Every course under ``root`` (one folder per course; default: :func:`default_root`), sorted by id.
+
+    A folder that is missing or cannot be read raises :class:`CourseFileError` saying what to do: it is
+    never read as "no courses"."""
+    root = Path(root) if root is not None else default_root()
+    try:
+        folders = sorted(p for p in root.iterdir() if (p / COURSE_FILE).is_file())
+    except FileNotFoundError:
+        raise CourseFileError(root, [
+            "no course sources here: install them with `scripts/install.sh PREFIX` (as root), or give a "
+            "folder of courses, such as a checkout's courses/, with --root"]) from None
+    except NotADirectoryError:
+        raise CourseFileError(root, ["not a folder: give the folder that holds one folder per course"]) from None
+    except PermissionError:
+        raise CourseFileError(root, [
+            "cannot read the course sources: they hold the answers and hidden tests and only root may "
+            "read them; run this as root, or give a checkout's courses/ with --root"]) from None
+    return [load_course(p) for p in folders]
 
 
 def find_course(course_id: str, root: str | Path | None = None) -> Course:
@@ -229,19 +261,30 @@ class Problem:
 
 
 def course_problems(course: Course) -> list[Problem]:
-    """Everything that disagrees between course.yaml, the source notebooks and wrong_answers.yaml."""
-    problems: list[Problem] = []
-    wa_path = course.root / WRONG_ANSWERS_FILE
+    """Everything that disagrees between course.yaml, the source notebooks and wrong_answers.yaml:
+    :func:`unlisted_module_problems` and every module's :func:`module_problems`."""
     try:
-        wrong = course.wrong_answers
+        course.wrong_answers
     except CourseFileError as err:
         return [Problem("*", str(err))]
-    module_ids = {m.id for m in course.modules}
-    for extra in sorted(set(wrong) - module_ids):
-        problems.append(Problem(extra, f"{wa_path.name}: module {extra!r} is not in course.yaml"))
+    problems = unlisted_module_problems(course)
     for module in course.modules:
         problems.extend(module_problems(course, module.id))
     return problems
+
+
+def unlisted_module_problems(course: Course) -> list[Problem]:
+    """The problems that belong to no module: a wrong_answers.yaml section for a module that course.yaml
+    does not list. (An unreadable wrong_answers.yaml is a problem of every module: see module_problems.)"""
+    try:
+        wrong = course.wrong_answers
+    except CourseFileError:
+        return []
+    return [
+        Problem(extra, f"{WRONG_ANSWERS_FILE}: module {extra!r} is not in course.yaml; add it to the "
+                       "course's modules or remove its section")
+        for extra in sorted(set(wrong) - {m.id for m in course.modules})
+    ]
 
 
 def module_problems(course: Course, module_id: str) -> list[Problem]:

@@ -6,7 +6,8 @@
     aifw courses check --json proof.json       # also write the structured results
 
 ``check`` exits with 1 when any check fails, and prints for each failure what was expected, what
-happened and what to fix.
+happened and what to fix. Both read the installed courses (``<runtime prefix>/course-sources``, root-only)
+unless ``--root`` names another folder of courses, such as a checkout's ``courses/``.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .catalogue import CourseFileError, load_catalogue, module_summary
+from .catalogue import ROOT_HELP, CourseFileError, load_catalogue, module_summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     courses.set_defaults(func=lambda args: (courses.print_help(), 2)[1])
 
     p_list = sub.add_parser("list", help="the catalogue: courses, modules, launch links")
-    p_list.add_argument("--root", type=Path, default=None, help="folder of courses (default: the installed ones)")
+    p_list.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
     p_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p_list.set_defaults(func=cmd_list)
 
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p_check.add_argument("course", nargs="?", help="course id (default: every course)")
     p_check.add_argument("--module", "-m", action="append", default=None, help="only this module (repeatable)")
-    p_check.add_argument("--root", type=Path, default=None, help="folder of courses (default: the installed ones)")
+    p_check.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
     p_check.add_argument("--jobs", "-j", type=int, default=None, help="modules proved in parallel (default: CPUs + 1)")
     p_check.add_argument("--timeout", type=int, default=60, help="seconds a notebook cell may run (default 60)")
     p_check.add_argument("--keep", action="store_true", help="keep the nbgrader course directories")
@@ -104,7 +105,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .proof import ModuleProof, ProofOptions, module_key, planned_steps, prove
+    from .proof import ModuleProof, ProofOptions, module_key, planned_steps, prove, prove_course_files
 
     console = _console()
     courses = _load(console, args.root)
@@ -168,6 +169,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                 console.print(f"{key}: {'ok' if p.ok else 'FAILED'} ({p.seconds:.1f} s)")
 
         proofs = prove(targets, options, progress=progress, on_done=done)
+    # what belongs to no module (a wrong_answers.yaml section for a module course.yaml does not list)
+    course_files = [p for p in (prove_course_files(c) for c in courses) if not p.ok]
+    proofs = course_files + proofs
     elapsed = time.monotonic() - start
     _summary(console, proofs, elapsed)
     if args.json_out:
@@ -183,6 +187,8 @@ def _find(targets, proof):
 
 
 def _summary(console: Console, proofs, elapsed: float) -> None:
+    from .proof import COURSE_FILES
+
     table = Table(title="Grading proof")
     for col in ("Module", "Checks", "Release", "Solution", "Blank", "Wrong answers", "Time", "Result"):
         table.add_column(col)
@@ -196,7 +202,7 @@ def _summary(console: Console, proofs, elapsed: float) -> None:
     for p in proofs:
         wrong = [c for c in p.checks if c.check.startswith("wrong:")]
         bad = sum(not c.ok for c in wrong)
-        wa = f"{len(wrong) - bad}/{len(wrong)} lose exactly their test"
+        wa = f"{len(wrong) - bad}/{len(wrong)} lose exactly their test" if wrong or p.module != COURSE_FILES else "-"
         table.add_row(
             f"{p.course}/{p.module}",
             f"{sum(c.ok for c in p.checks)}/{len(p.checks)}",
@@ -214,7 +220,8 @@ def _summary(console: Console, proofs, elapsed: float) -> None:
         console.print(c.message, markup=False)
     total = sum(len(p.checks) for p in proofs)
     verdict = "[green]all checks pass[/green]" if not failures else f"[red]{len(failures)} check(s) failed[/red]"
-    console.print(f"\n{len(proofs)} module(s), {total} checks, {verdict} in {elapsed:.0f} s")
+    modules = sum(p.module != COURSE_FILES for p in proofs)
+    console.print(f"\n{modules} module(s), {total} checks, {verdict} in {elapsed:.0f} s")
     for p in proofs:
         if p.workdir:
             console.print(f"kept {p.course}/{p.module} course directory: {p.workdir}")

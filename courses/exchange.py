@@ -72,6 +72,8 @@ from nbgrader.exchange.default import (
 )
 from nbgrader.utils import check_mode, get_username, ignore_patterns, notebook_hash
 
+from aifw.names import UNIX_USER, require
+
 # Modes of the layout (see the module docstring).
 COURSE_MODE = 0o2750
 OUTBOUND_MODE = 0o2750
@@ -84,9 +86,6 @@ RELEASE_FILE_MODE = 0o0640
 SUBMISSION_DIR_MODE = 0o0750
 SUBMISSION_FILE_MODE = 0o0640
 FEEDBACK_FILE_MODE = 0o0640
-
-_SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_\-]{0,31}$")
-
 
 # ---------------------------------------------------------------------------------------------
 # The layout, as data (provisioning applies it; tests check it)
@@ -113,8 +112,7 @@ def course_layout(course_id: str, grader: str, grader_group: str, course_group: 
         Entry(f"{c}/feedback", grader, course_group, FEEDBACK_MODE),
     ]
     for learner in sorted(learners):
-        if not _SAFE_NAME.fullmatch(learner):
-            raise ValueError(f"not a unix user name: {learner!r}")
+        require(UNIX_USER, learner, "the learner name")
         out.append(Entry(f"{c}/inbound/{learner}", learner, grader_group, LEARNER_INBOUND_MODE))
         if learners[learner]:
             out.append(Entry(f"{c}/feedback/{learner}", grader, learners[learner], LEARNER_FEEDBACK_MODE))

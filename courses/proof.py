@@ -15,6 +15,13 @@ as the ``nbgrader`` command line, without its import cost per call):
 5. ``wrong:<test grade_id>`` - for each planted wrong answer: that test cell scores 0 and every other
    autograded test cell of the module keeps full marks.
 
+What belongs to no module is checked once per course by :func:`prove_course_files` (a section of
+wrong_answers.yaml for a module that course.yaml does not list); ``aifw courses check`` reports it as a
+failed ``consistency`` check of ``<course>/(course files)``.
+
+The nbgrader machinery (the API on a private course directory, releases, the leak scan, reading scores)
+is :mod:`aifw.courses.nbgrader_tools`; the fake students are built by :mod:`aifw.courses.submissions`.
+
 All submissions of a module are fake students of ONE course directory, graded one after another by
 in-process ``autograde`` calls; independent modules run in parallel worker processes (one more than the
 CPUs: a worker idles while its kernel starts). A planted wrong answer submits only the notebook it changes:
@@ -34,25 +41,32 @@ kernel is then killed as soon as its notebook has run (a kernel that started Das
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import json
 import multiprocessing
 import os
 import queue as queue_mod
 import shutil
-import sys
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 from . import cells as nbcells
-from .catalogue import Course, CourseFileError, load_course, module_problems
-
-SOLUTION_STUDENT = "solution"
-BLANK_STUDENT = "blank"
+from .catalogue import Course, CourseFileError, load_course, module_problems, unlisted_module_problems
+from .nbgrader_tools import (
+    CellResult,
+    ReleaseFailed,
+    copy_sources,
+    environment,
+    generate_release,
+    log_tail,
+    nbgrader_api,
+    read_results,
+    scan_release,
+    stderr_to,
+)
+from .submissions import BLANK_STUDENT, SOLUTION_STUDENT, build_submissions
 
 
 # --------------------------------------------------------------------------- results
@@ -101,13 +115,6 @@ class ProofOptions:
     only_wrong: tuple[str, ...] | None = None  # plant only these test cells' wrong answers (quick iteration)
 
 
-@dataclass(frozen=True)
-class Submission:
-    student: str
-    notebooks: dict[str, dict]  # notebook file name -> notebook JSON
-    planted: tuple[str, str, str] | None = None  # (notebook, test grade_id, solution cell)
-
-
 ProgressFn = Callable[[str, str], None]  # (module key, what just finished)
 
 
@@ -130,170 +137,27 @@ def _safe_wrong(course: Course) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------- building submissions
-def _by_grade_id(nb: dict) -> dict[str, dict]:
-    out = {}
-    for cell in nb.get("cells", []):
-        gid = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
-        if gid:
-            out[gid] = cell
-    return out
+# --------------------------------------------------------------------------- the course's own files
+#: The pseudo-module under which problems that belong to no module are reported.
+COURSE_FILES = "(course files)"
 
 
-def solution_notebook(source_nb: dict, release_nb: dict) -> dict:
-    """The release with the instructor's answers typed into its answer cells (markers removed)."""
-    nb = json.loads(json.dumps(release_nb))
-    answers = {
-        c.grade_id: nbcells.strip_solution_markers(c.source)
-        for c in nbcells.cells(source_nb)
-        if c.kind in ("solution", "manual") and c.grade_id
-    }
-    for gid, cell in _by_grade_id(nb).items():
-        if gid in answers:
-            cell["source"] = answers[gid]
-    return nb
-
-
-def plant(solution_nb: dict, cell_id: str, source: str) -> dict:
-    nb = json.loads(json.dumps(solution_nb))
-    cell = _by_grade_id(nb).get(cell_id)
-    if cell is None:
-        raise KeyError(cell_id)
-    cell["source"] = source
-    cell["outputs"] = []
-    return nb
-
-
-def build_submissions(
-    course: Course, module_id: str, release_dir: Path, only_wrong: Iterable[str] | None = None
-) -> list[Submission]:
-    module = course.module(module_id)
-    sources = {n: nbcells.read_notebook(course.notebook_path(module_id, n)) for n in module.notebooks}
-    releases = {n: nbcells.read_notebook(release_dir / n) for n in module.notebooks}
-    solutions = {n: solution_notebook(sources[n], releases[n]) for n in module.notebooks}
-    subs = [Submission(SOLUTION_STUDENT, solutions), Submission(BLANK_STUDENT, releases)]
-    entries = course.wrong_answers.get(module_id, {})
-    i = 0
-    for nb_name in module.notebooks:
-        for test_id, entry in entries.get(nb_name, {}).items():
-            i += 1
-            if only_wrong is not None and test_id not in only_wrong:
-                continue
-            try:
-                planted = plant(solutions[nb_name], entry.cell, entry.source)
-            except KeyError:
-                continue  # reported by the consistency check
-            subs.append(Submission(f"wrong-{i:02d}", {nb_name: planted}, (nb_name, test_id, entry.cell)))
-    return subs
-
-
-# --------------------------------------------------------------------------- reading results
-@dataclass(frozen=True)
-class CellResult:
-    grade_id: str | None
-    index: int
-    kind: str
-    score: float | None
-    max_score: float
-    errors: tuple[str, ...]  # "Ename: evalue" of error outputs, "stderr: ..." of stderr output
-
-    @property
-    def raised(self) -> bool:
-        return any(not e.startswith("stderr: ") for e in self.errors)
-
-    @property
-    def timed_out(self) -> bool:
-        return any("CellTimeoutError" in e or "timed out" in e.lower() for e in self.errors)
-
-
-def _cell_errors(cell: dict) -> tuple[str, ...]:
-    out = []
-    for o in cell.get("outputs", []):
-        if o.get("output_type") == "error":
-            out.append(f"{o.get('ename')}: {o.get('evalue')}".strip())
-        elif o.get("output_type") == "stream" and o.get("name") == "stderr":
-            text = "".join(o.get("text", "")) if isinstance(o.get("text"), list) else o.get("text", "")
-            out.append("stderr: " + " ".join(text.split())[:200])
-    return tuple(out)
-
-
-def read_results(root: Path, module_id: str, student: str, notebook: str, source_nb: dict, db_url: str):
-    """Per cell of one autograded notebook: score (from the gradebook) and errors (from the outputs)."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    stem = Path(notebook).stem
-    scores: dict[str, tuple[float | None, float]] = {}
-    with Gradebook(db_url) as gb:
-        try:
-            sub = gb.find_submission_notebook(stem, module_id, student)
-        except MissingEntry:
-            sub = None
-        if sub is not None:
-            for g in sub.grades:
-                scores[g.name] = (g.score if not g.needs_manual_grade else None, g.max_score)
-    graded_path = root / "autograded" / student / module_id / notebook
-    graded = nbcells.read_notebook(graded_path) if graded_path.exists() else {"cells": []}
-    source_cells = nbcells.cells(source_nb)
-    kinds = {c.grade_id: c.kind for c in source_cells if c.grade_id}
-    out = []
-    for i, cell in enumerate(graded.get("cells", [])):
-        gid = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
-        kind = kinds.get(gid, "plain") if gid else "plain"
-        score, max_score = scores.get(gid, (None, 0.0)) if gid else (None, 0.0)
-        out.append(CellResult(gid, i, kind, score, max_score, _cell_errors(cell)))
-    return out, graded_path.exists()
+def prove_course_files(course: Course) -> ModuleProof:
+    """The checks of a course that belong to no module (no nbgrader run): wrong_answers.yaml has a
+    section only for modules that course.yaml lists. An unreadable wrong_answers.yaml is reported by
+    every module's ``consistency`` check instead."""
+    problems = unlisted_module_problems(course)
+    proof = ModuleProof(course.id, COURSE_FILES)
+    proof.checks.append(CheckOutcome(
+        course.id, COURSE_FILES, "consistency", not problems,
+        "wrong_answers.yaml names only modules of course.yaml",
+        "agree" if not problems else f"{len(problems)} problem(s)",
+        "\n".join(p.message for p in problems),
+    ))
+    return proof
 
 
 # --------------------------------------------------------------------------- the proof of one module
-def nbgrader_api(root: Path, options: ProofOptions | None = None):
-    """nbgrader's API on a private course directory `root` (also used to publish releases)."""
-    options = options or ProofOptions()
-    from nbgrader.apps import NbGraderAPI
-    from traitlets.config import Config
-
-    # nbgrader's gradebook runs `alembic` from PATH: make this interpreter's scripts findable
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-
-    cfg = Config()
-    cfg.CourseDirectory.root = str(root)
-    cfg.Exchange.root = str(root / "exchange")  # unused, but nbgrader checks it is writable
-    (root / "exchange").mkdir(parents=True, exist_ok=True)
-    cfg.Execute.timeout = int(options.cell_timeout)
-    cfg.Execute.interrupt_on_timeout = True
-    cfg.Execute.startup_timeout = 120
-    if options.dask_backend == "local":
-        # Kill each kernel once its notebook has run: a kernel that started a Dask cluster takes ~2.5 s
-        # to exit gracefully, and local worker processes go with it. With Slurm workers the graceful
-        # exit is what cancels their jobs, so it is kept there.
-        cfg.Execute.shutdown_kernel = "immediate"
-    cfg.NbGraderAPI.log_level = "WARN"
-    return NbGraderAPI(config=cfg)
-
-
-def _log_tail(result: dict, lines: int = 15) -> str:
-    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
-    return "\n".join([ln for ln in text.strip().splitlines() if ln.strip()][-lines:])
-
-
-def scan_release(release_dir: Path, source_nbs: Iterable[dict]) -> list[str]:
-    """Every leak in the release: ``"<file>: <secret line>"``."""
-    secrets = nbcells.secret_lines(source_nbs)
-    leaks = []
-    for path in sorted(p for p in release_dir.rglob("*") if p.is_file()):
-        raw = path.read_bytes()
-        text = raw.decode("utf-8", errors="ignore")
-        if path.suffix == ".ipynb":
-            try:
-                text = nbcells.notebook_text(json.loads(text)) + "\n" + text
-            except ValueError:
-                pass
-        for leak in nbcells.find_leaks(text, secrets):
-            leaks.append(f"{path.relative_to(release_dir)}: {leak}")
-    return leaks
-
-
 def _fmt_score(x: float | None) -> str:
     return "manual" if x is None else f"{x:g}"
 
@@ -356,7 +220,7 @@ def prove_module(
         base.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=f"proof-{course.id}-{module_id}-", dir=base))
     try:
-        with _environment(env), _stderr_to(root / "stderr.log"):
+        with environment(env), stderr_to(root / "stderr.log"):
             _prove_in(root, course, module_id, options, add, step)
     finally:
         if options.keep:
@@ -367,51 +231,17 @@ def prove_module(
     return proof
 
 
-@contextlib.contextmanager
-def _environment(updates: dict[str, str]):
-    """Set environment variables for the kernels (they inherit this process's), and restore them after."""
-    saved = dict(os.environ)
-    os.environ.update(updates)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-@contextlib.contextmanager
-def _stderr_to(path: Path):
-    """Send this process's stderr (and the kernels', which inherit it) to a file: nbgrader, SQLAlchemy
-    and the kernels write warnings there that would tear a progress display apart."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "ab") as fh:
-        os.dup2(fh.fileno(), 2)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def _prove_in(root: Path, course: Course, module_id: str, options: ProofOptions, add, step) -> None:
     module = course.module(module_id)
-    shutil.copytree(
-        course.source_dir(module_id),
-        root / "source" / module_id,
-        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
-    )
-    api = nbgrader_api(root, options)
+    copy_sources(course, [module_id], root)
+    api = nbgrader_api(root, cell_timeout=options.cell_timeout, kill_kernels=options.dask_backend == "local")
     db_url = api.coursedir.db_url
 
     # ---- release
-    result = api.generate_assignment(module_id, force=True)
-    release_dir = root / "release" / module_id
-    if not result.get("success"):
-        add("release", False, "generate_assignment succeeds", "it failed", _log_tail(result))
+    try:
+        release_dir = generate_release(api, module_id)
+    except ReleaseFailed as err:
+        add("release", False, "generate_assignment succeeds", "it failed", err.log)
         return
     sources = {n: nbcells.read_notebook(course.notebook_path(module_id, n)) for n in module.notebooks}
     absent = [n for n in module.notebooks if not (release_dir / n).is_file()]
@@ -440,7 +270,7 @@ def _prove_in(root: Path, course: Course, module_id: str, options: ProofOptions,
             (folder / name).write_text(json.dumps(nb, indent=1), encoding="utf-8")
         res = api.autograde(module_id, sub.student, force=True, create=True)
         if not res.get("success"):
-            crashed[sub.student] = _log_tail(res)
+            crashed[sub.student] = log_tail(res)
         step(sub.student)
 
     results = {

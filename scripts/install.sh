@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the AIF Workbench runtime into a prefix (AIFW_HOME): Debian packages (Slurm, munge,
 # python3-venv; chromium with --test), a world-readable venv built from Debian's /usr/bin/python3,
-# the Python stack and this project. Idempotent: a step whose inputs did not change is skipped.
+# the Python stack and this project, and the course sources (root only, in AIFW_HOME/course-sources).
+# Idempotent: a step whose inputs did not change is skipped.
 #
 #   scripts/install.sh /opt/aifw          # the sandbox runtime
 #   scripts/install.sh /opt/aifw-test --test   # the test runtime (adds pytest, playwright, chromium)
@@ -104,10 +105,32 @@ cat > "$VENV/share/jupyter/lab/settings/overrides.json" <<'JSON'
 }
 JSON
 chmod -R a+rX "$HOME_DIR/venv"
-# Course sources hold the answers and hidden tests: only root (the hub, trainers' tools run by root)
-# may read them. Learners get nbgrader's release copies (published to share/courses).
-for course in "$VENV"/lib/python3*/site-packages/aifw/courses/*/; do
-  [ -d "$course/source" ] && chmod -R go-rwx "$course/source"
-  [ -f "$course/wrong_answers.yaml" ] && chmod go-rwx "$course/wrong_answers.yaml"
+
+# --- the course sources ----------------------------------------------------------------------
+# They hold the answers and hidden tests, so they are not part of the package (aifw.courses is code
+# only): every course folder of the checkout (courses/<id>/ with a course.yaml) goes to
+# $HOME_DIR/course-sources/<id>/, a folder only root may enter. The catalogue reads them there
+# (aifw.courses.catalogue.default_root); learners get nbgrader's release copies (share/courses).
+SOURCES="$HOME_DIR/course-sources"
+courses=()
+for course in "$REPO"/courses/*/; do
+  [ -f "$course/course.yaml" ] && courses+=("${course%/}")
 done
+courses_hash=none
+[ ${#courses[@]} -gt 0 ] && courses_hash=$(cd "$REPO/courses" && find "${courses[@]##*/}" -type f \
+  -not -path '*/__pycache__/*' -not -path '*/.ipynb_checkpoints/*' -print0 | sort -z | xargs -0 sha256sum \
+  | sha256sum | cut -c1-16)
+if [ "$(cat "$SOURCES/.aifw-src" 2>/dev/null)" != "$courses_hash" ]; then
+  say "installing the course sources (${courses[*]##*/}) into $SOURCES (root only)"
+  rm -rf "$SOURCES.new" "$SOURCES.old"
+  mkdir -m 0700 "$SOURCES.new"
+  [ ${#courses[@]} -gt 0 ] && cp -RL "${courses[@]}" "$SOURCES.new"/
+  find "$SOURCES.new" \( -name __pycache__ -o -name .ipynb_checkpoints \) -prune -exec rm -rf {} +
+  echo "$courses_hash" > "$SOURCES.new/.aifw-src"
+  [ -e "$SOURCES" ] && mv "$SOURCES" "$SOURCES.old"
+  mv "$SOURCES.new" "$SOURCES"
+  rm -rf "$SOURCES.old"
+fi
+chown -R root:root "$SOURCES"
+chmod -R go-rwx "$SOURCES"
 say "runtime ready in $HOME_DIR"

@@ -89,7 +89,9 @@ BROKEN_WRONG = {
             # x + 2 == 2 * x for x == 2: the planted answer does not lose the point
             "ex2-a": {"cell": "ex2", "source": "def double(x):\n    return x + 2\n"},
         }
-    }
+    },
+    # a section for a module that course.yaml does not list (it belongs to no module's proof)
+    "m9-gone": {"01-gone.ipynb": {"ex1-a": {"cell": "ex1", "source": "pass\n"}}},
 }
 
 
@@ -119,9 +121,15 @@ def test_a_broken_course_is_reported_with_what_to_fix(tmp_path, capsys):
                     "--json", str(out_json)])
     printed = capsys.readouterr().out
     assert rc == 1
-    (proof,) = json.loads(out_json.read_text())
+    course_files, proof = json.loads(out_json.read_text())
     checks = {c["check"]: c for c in proof["checks"]}
     assert not proof["ok"]
+
+    # a wrong-answer section for a module course.yaml does not list, reported once for the course
+    assert course_files["module"] == "(course files)" and not course_files["ok"]
+    assert "module 'm9-gone' is not in course.yaml" in course_files["checks"][0]["message"]
+    assert "broken/(course files) consistency" in printed
+    assert "m9-gone" not in checks["consistency"]["message"]
 
     # a test cell without a planted wrong answer
     assert not checks["consistency"]["ok"]

@@ -1,12 +1,16 @@
 """The course catalogue: course.yaml / wrong_answers.yaml validation, launch links, and the shipped courses.
 
-Broken course files are written to tmp_path; the shipped courses are checked as they are: every file
-valid, every listed notebook present, every autograded test cell with exactly one planted wrong answer.
+Broken course files are written to tmp_path; the shipped courses are checked as they are, from the
+checkout's courses/ folder (given as `root=` explicitly: the package carries no course content and the unit
+tier runs from an install without the course sources): every file valid, every listed notebook present,
+every autograded test cell with exactly one planted wrong answer. Nothing here runs nbgrader or a kernel.
 """
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
+from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,15 +20,21 @@ import yaml
 
 from aifw.commands import main as aifw_main
 from aifw.courses import cells as nbcells
+from aifw.courses import proof
 from aifw.courses.catalogue import (
     CourseFileError,
     course_problems,
+    default_root,
     find_course,
     load_catalogue,
     load_course,
     load_wrong_answers,
     module_problems,
+    unlisted_module_problems,
 )
+
+REPO = Path(__file__).resolve().parents[2]
+COURSES = REPO / "courses"  # the checkout's courses: the unit tier reads them from here, explicitly
 
 # --------------------------------------------------------------------------- builders
 GOOD_COURSE = {
@@ -267,6 +277,47 @@ def test_wrong_answers_for_unknown_modules_and_notebooks_are_problems(tmp_path):
     messages = [p.message for p in course_problems(course)]
     assert any("module 'm9-ghost' is not in course.yaml" in m for m in messages)
     assert any("notebook 'nothere.ipynb' is not a notebook of module m1-intro" in m for m in messages)
+    # the module-less problem is not a problem of any listed module, so only the course check finds it
+    assert [p.module for p in unlisted_module_problems(course)] == ["m9-ghost"]
+    assert not any("m9-ghost" in p.message for p in module_problems(course, "m1-intro"))
+
+
+def test_the_course_files_proof_fails_on_a_module_course_yaml_does_not_list(tmp_path):
+    good = proof.prove_course_files(load_course(write_course(tmp_path / "a", wrong=GOOD_WRONG)))
+    assert good.ok and good.module == proof.COURSE_FILES
+    wrong = {**GOOD_WRONG, "m9-ghost": {"01-a.ipynb": {}}}
+    bad = proof.prove_course_files(load_course(write_course(tmp_path / "b", wrong=wrong)))
+    (check,) = bad.checks
+    assert not bad.ok and check.check == "consistency"
+    assert "module 'm9-ghost' is not in course.yaml" in check.message
+
+
+def test_aifw_courses_check_fails_naming_a_module_that_course_yaml_does_not_list(tmp_path, capsys, monkeypatch):
+    """The module proofs are stubbed (they run nbgrader: tests/integration/test_course_proof.py); every
+    module passes, and the check still fails because of the unlisted wrong-answer section."""
+    def all_pass(targets, options, progress=None, on_done=None):
+        out = []
+        for course, module_id in targets:
+            p = proof.ModuleProof(course.id, module_id, [proof.CheckOutcome(course.id, module_id, "release", True, "x", "x")])
+            if on_done:
+                on_done(p)
+            out.append(p)
+        return out
+
+    monkeypatch.setattr(proof, "prove", all_pass)
+    write_course(tmp_path, wrong={**GOOD_WRONG, "m9-ghost": {}})
+    out_json = tmp_path / "proof.json"
+    assert aifw_main(["courses", "check", "demo", "--root", str(tmp_path), "--json", str(out_json)]) == 1
+    printed = capsys.readouterr().out
+    assert "demo/(course files) consistency" in printed
+    assert "module 'm9-ghost' is not in course.yaml" in printed
+    assert "1 module(s)" in printed
+    proofs = {p["module"]: p for p in json.loads(out_json.read_text())}
+    assert proofs["m1-intro"]["ok"] and not proofs[proof.COURSE_FILES]["ok"]
+    # without the stray section the same check passes
+    write_course(tmp_path, wrong=GOOD_WRONG)
+    assert aifw_main(["courses", "check", "demo", "--root", str(tmp_path)]) == 0
+    assert "(course files)" not in capsys.readouterr().out
 
 
 def test_duplicate_grade_ids_and_pointless_cells_are_problems(tmp_path):
@@ -295,13 +346,63 @@ def test_secret_lines_are_solutions_model_answers_and_hidden_tests_but_not_what_
     assert "def add(a, b):" not in secrets  # outside the solution region: part of the release
 
 
+# --------------------------------------------------------------------------- where the courses are
+def _package_files(node, prefix=""):
+    for child in node.iterdir():
+        name = f"{prefix}{child.name}"
+        if child.is_dir():
+            yield name + "/"
+            yield from _package_files(child, name + "/")
+        else:
+            yield name
+
+
+def test_the_package_carries_code_only_and_no_course_content():
+    """Answers and hidden tests are not in what `import aifw.courses` can read: install.sh puts them in a
+    root-only folder of the runtime prefix."""
+    package = resources.files("aifw.courses")
+    if Path(str(package)).resolve() == COURSES.resolve():
+        pytest.skip("aifw.courses is the checkout itself (an editable install): no built package to inspect")
+    files = sorted(_package_files(package))
+    assert "catalogue.py" in files and "proof.py" in files  # the listing works
+    content = [f for f in files if not (f.endswith((".py", ".pyc")) or f == "__pycache__/"
+                                        or f.startswith("__pycache__/"))]
+    assert content == [], f"course content in the package aifw.courses: {content}"
+    assert not [f for f in files if "source/" in f or f.endswith((".ipynb", "wrong_answers.yaml", "course.yaml"))]
+
+
+def test_the_installed_courses_are_looked_for_in_the_runtime_prefix():
+    assert default_root() == Path(sys.prefix).parent / "course-sources"
+
+
+def test_a_missing_or_unreadable_folder_of_courses_is_an_error_not_an_empty_catalogue(tmp_path, monkeypatch):
+    with pytest.raises(CourseFileError, match="no course sources here: install them with `scripts/install.sh"):
+        load_catalogue(tmp_path / "nothing")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(CourseFileError, match="not a folder"):
+        load_catalogue(tmp_path / "a-file")
+    assert load_catalogue(tmp_path) == []  # a readable folder without courses is an empty catalogue
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", denied)  # the tests run as root, who may read anything
+    with pytest.raises(CourseFileError, match="only root may read them; run this as root, or give a checkout"):
+        load_catalogue(tmp_path)
+
+
+def test_the_command_line_says_where_the_courses_are_missing(tmp_path, capsys):
+    assert aifw_main(["courses", "list", "--root", str(tmp_path / "nothing")]) == 1
+    assert "no course sources here" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- the shipped courses
-SHIPPED = load_catalogue()
+SHIPPED = load_catalogue(COURSES)
 SHIPPED_MODULES = [(c, m.id) for c in SHIPPED for m in c.modules]
 
 
 def test_there_is_a_catalogue_with_the_foundations_course():
-    course = find_course("aif-foundations")
+    course = find_course("aif-foundations", COURSES)
     assert [m.id for m in course.modules] == [
         "m1-first-steps",
         "m2-training-loop",
@@ -349,7 +450,7 @@ def test_every_shipped_test_cell_has_exactly_one_wrong_answer():
 
 
 def test_foundations_has_enough_graded_exercises_and_a_reflection():
-    course = find_course("aif-foundations")
+    course = find_course("aif-foundations", COURSES)
     per_module = {m.id: course.exercises(m.id) for m in course.modules}
     first_three = sum(len(per_module[m]) for m in ("m1-first-steps", "m2-training-loop", "m3-dask-on-slurm"))
     assert first_three >= 15
@@ -361,7 +462,7 @@ def test_foundations_has_enough_graded_exercises_and_a_reflection():
 
 # --------------------------------------------------------------------------- the command line
 def test_aifw_courses_list_prints_the_catalogue(capsys):
-    assert aifw_main(["courses", "list", "--json"]) == 0
+    assert aifw_main(["courses", "list", "--json", "--root", str(COURSES)]) == 0
     rows = json.loads(capsys.readouterr().out)
     m1 = next(r for r in rows if r["module"] == "m1-first-steps")
     assert m1["course"] == "aif-foundations" and m1["exercises"] >= 5
@@ -387,7 +488,7 @@ def test_aifw_courses_check_refuses_unknown_courses_and_modules(tmp_path, capsys
 
 
 def test_course_format_doc_matches_the_models():
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "course-format.md").read_text()
+    doc = (REPO / "docs" / "course-format.md").read_text()
     example = doc.split("```yaml", 1)[1].split("```", 1)[0]
     data = yaml.safe_load(textwrap.dedent(example))
     assert data["id"] == "aif-foundations"
