@@ -24,7 +24,9 @@ from pathlib import Path
 
 from aifw.courses.catalogue import load_catalogue
 from aifw.courses.proof import build_submissions, nbgrader_api
-from aifw.grading.run import GradeOptions, grade
+from aifw.grading.gradebook import cell_scores
+from aifw.grading.plan import GradeOptions
+from aifw.grading.run import grade
 from aifw.grading.rundir import Limits
 from aifw.site import load_site
 
@@ -52,15 +54,9 @@ def build_course(root: Path, course_id: str, module_id: str, n: int) -> list[str
 
 
 def scores(course_dir: Path, assignment: str) -> dict:
-    from nbgrader.api import Gradebook
-
-    out = {}
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        for sub in gb.assignment_submissions(assignment):
-            for nb in sub.notebooks:
-                for g in nb.grades:
-                    out[(sub.student.id, nb.name, g.name)] = (g.auto_score, g.max_score, g.needs_manual_grade)
-    return out
+    """(student, notebook, grade cell) -> (automatic score, max score, needs manual grade)."""
+    return {(r.student, r.notebook, r.cell): (r.auto_score, r.max_score, r.needs_manual_grade)
+            for r in cell_scores(course_dir, assignment)}
 
 
 def main() -> int:

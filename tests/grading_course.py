@@ -97,19 +97,14 @@ def copy_course(src: Path, dest: Path) -> Path:
 
 
 def grades(course_dir: Path) -> dict[tuple[str, str], tuple[float | None, float]]:
-    """(student, grade cell) -> (score, max score), read from the gradebook."""
-    from nbgrader.api import Gradebook
+    """(student, grade cell) -> (score, max score), read from the gradebook (aifw.grading.gradebook)."""
+    from aifw.grading.gradebook import cell_scores
 
-    out = {}
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        for sub in gb.assignment_submissions(ASSIGNMENT):
-            for nb in sub.notebooks:
-                for g in nb.grades:
-                    out[(sub.student.id, g.name)] = (g.score, g.max_score)
-    return out
+    return {(r.student, r.cell): (r.score, r.max_score) for r in cell_scores(course_dir, ASSIGNMENT)}
 
 
 def totals(course_dir: Path) -> dict[str, float]:
+    """student -> points of every graded cell together."""
     out: dict[str, float] = {}
     for (student, _), (score, _) in grades(course_dir).items():
         out[student] = out.get(student, 0.0) + (score or 0.0)

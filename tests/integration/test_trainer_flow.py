@@ -95,16 +95,12 @@ def flow(stack):
 
 
 def _grades(course_dir: Path) -> dict:
-    from nbgrader.api import Gradebook
+    """(learner, notebook, grade cell) -> (automatic score, max score) of both learners."""
+    from aifw.grading.gradebook import cell_scores
 
-    out = {}
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        for learner in (RIGHT, WRONG):
-            sub = gb.find_submission(MODULE, learner)
-            for nb in sub.notebooks:
-                for g in nb.grades:
-                    out[(learner, nb.name, g.name)] = (g.auto_score, g.max_score)
-    return out
+    rows = cell_scores(course_dir, MODULE, (RIGHT, WRONG))
+    assert {r.student for r in rows} == {RIGHT, WRONG}, "a learner's submission is not in the gradebook"
+    return {(r.student, r.notebook, r.cell): (r.auto_score, r.max_score) for r in rows}
 
 
 def test_aifw_grade_ran_on_slurm_and_graded_both(flow):

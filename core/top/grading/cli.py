@@ -15,11 +15,14 @@ import os
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .plan import GradeError, GradeOptions
 from .rundir import Limits
-from .run import GradeError, GradeOptions, Outcome, grade
+from .run import Outcome, grade
+from .workers import WorkersNotStopped
 
 STYLE = {"graded": "green", "timed_out": "yellow", "failed": "red", "not_run": "red"}
 
@@ -132,8 +135,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
         with bar:
             result = grade(opts, progress=progress, say=lambda m: console.print(m, highlight=False))
+    except WorkersNotStopped as e:  # the run ended early and its workers still run: say which, and how to stop them
+        err.print(f"[red]aifw grade:[/] {escape(str(e))}; what was merged stays in the gradebook", highlight=False)
+        return 130 if isinstance(e.__cause__, KeyboardInterrupt) else 2
     except GradeError as e:
-        err.print(f"[red]aifw grade:[/] {e}", highlight=False)
+        err.print(f"[red]aifw grade:[/] {escape(str(e))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         err.print("[red]aifw grade: interrupted[/]; the workers were stopped; what was merged stays in the gradebook")

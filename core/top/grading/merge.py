@@ -104,17 +104,9 @@ class Merger:
         return bool(self.api.generate_feedback(self.assignment, student, force=True).get("success"))
 
     def scores(self, students: list[str]) -> dict[str, tuple[float, float]]:
-        from nbgrader.api import Gradebook, MissingEntry
+        from .gradebook import submission_scores
 
-        out = {}
-        with Gradebook(f"sqlite:///{self.course_dir / 'gradebook.db'}") as gb:
-            for s in students:
-                try:
-                    sub = gb.find_submission(self.assignment, s)
-                    out[s] = (sub.score, sub.max_score)
-                except MissingEntry:
-                    pass
-        return out
+        return submission_scores(self.course_dir, self.assignment, students)
 
 
 # --------------------------------------------------------------------------- the merge service

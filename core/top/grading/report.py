@@ -17,21 +17,13 @@ import html
 import io
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
+
+from .gradebook import CellScore, cell_scores, export_csv
 
 
 STATES = ("graded", "timed_out", "failed", "not_run")
 STATE_WORDS = {"graded": "graded", "timed_out": "timed out", "failed": "failed", "not_run": "not run"}
-
-
-@dataclass(frozen=True)
-class CellScore:
-    student: str
-    notebook: str
-    cell: str
-    score: float
-    max_score: float
 
 
 # Outcomes reach this module as dicts (Outcome.to_json()): it runs in the merge service, as the grader.
@@ -47,19 +39,6 @@ def summary_line(outcomes: list[dict]) -> str:
     return ", ".join(f"{c[s]} {STATE_WORDS[s]}" for s in STATES if c[s] or s == "graded")
 
 
-def cell_scores(course_dir: Path, assignment: str) -> list[CellScore]:
-    from nbgrader.api import Gradebook
-
-    rows = []
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        for sub in gb.assignment_submissions(assignment):
-            for nb in sub.notebooks:
-                for g in nb.grades:
-                    rows.append(CellScore(sub.student.id, nb.name, g.name, float(g.score or 0), float(g.max_score or 0)))
-    rows.sort(key=lambda r: (r.student, r.notebook, r.cell))
-    return rows
-
-
 def exercise_summary(rows: list[CellScore]) -> list[dict]:
     by_cell: dict[tuple[str, str], list[CellScore]] = {}
     for r in rows:
@@ -67,10 +46,10 @@ def exercise_summary(rows: list[CellScore]) -> list[dict]:
     out = []
     for (notebook, cell), rs in sorted(by_cell.items()):
         max_score = rs[0].max_score
-        full = sum(1 for r in rs if max_score and r.score >= max_score)
+        full = sum(1 for r in rs if max_score and r.points >= max_score)
         out.append({
             "notebook": notebook, "cell": cell, "max_score": max_score, "submissions": len(rs),
-            "mean_score": round(sum(r.score for r in rs) / len(rs), 3),
+            "mean_score": round(sum(r.points for r in rs) / len(rs), 3),
             "success_rate": round(full / len(rs), 3) if max_score else None,
         })
     return out
@@ -80,7 +59,7 @@ def totals(rows: list[CellScore]) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     for r in rows:
         s, m = out.get(r.student, (0.0, 0.0))
-        out[r.student] = (s + r.score, m + r.max_score)
+        out[r.student] = (s + r.points, m + r.max_score)
     return out
 
 
@@ -153,17 +132,12 @@ def write_reports(course_dir: Path, course: str, assignment: str, outcomes: list
     out.mkdir(parents=True, exist_ok=True)
     rows = cell_scores(course_dir, assignment)
     summary = exercise_summary(rows)
-
-    from nbgrader.api import Gradebook
-    from nbgrader.plugins.export import CsvExportPlugin
-
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        CsvExportPlugin(to=str(out / "grades.csv"), assignment=[assignment]).export(gb)
+    export_csv(course_dir, assignment, out / "grades.csv")
     with open(out / "exercises.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["student", "notebook", "cell", "score", "max_score"])
         for r in rows:
-            w.writerow([r.student, r.notebook, r.cell, f"{r.score:g}", f"{r.max_score:g}"])
+            w.writerow([r.student, r.notebook, r.cell, f"{r.points:g}", f"{r.max_score:g}"])
     with open(out / "exercise-summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["notebook", "cell", "max_score", "mean_score", "success_rate", "submissions"])
         w.writeheader()

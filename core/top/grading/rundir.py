@@ -1,7 +1,11 @@
-"""The private run directory of one `aifw grade` run, shared by the orchestrator and its workers.
+"""The private run directory of one `aifw grade` run, shared by the orchestrator and its workers: its
+layout (`RunDir`) and the records kept in it (`RunSpec`, `Limits`, `Status`). Nothing else here.
 
-    <run>/                0711 root: traversable (sandboxes reach their own work dir), not listable
-      run.json            what to grade and how (RunSpec)
+    <runs root>/<course>/ 0711 root
+    <run>/                0711 root: traversable (sandboxes reach their own work dir), not listable;
+                          named <assignment>-<UTC time>-<random>
+      run.json            what to grade and how (RunSpec), written once (0600)
+      job.sh              the Slurm array job's batch script (Slurm runs only)
       gradebook.db        snapshot of the course's gradebook (0600: test cells, other students' grades)
       source/             the assignment's source files other than notebooks (copied next to each submission)
       submitted/<student> the submissions as collected (snapshot)
@@ -9,14 +13,16 @@
       results/<student>/  executed notebooks, status.json, <student>.log and <student>.kernel.log, written
                           by the (trusted) worker, then handed to the merge service (the course
                           directory's owner)
-      logs/               worker-<n>.log, merge.log
+      logs/               worker-<n>.log (Slurm: worker-<array task>.log), merge.log
       work/<student>/     0700, owned by the submission's throwaway uid: its working copy
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 STATUS = "status.json"
@@ -85,9 +91,24 @@ class Status:
 class RunDir:
     path: Path
 
+    @classmethod
+    def new(cls, runs_root: Path, course: str, assignment: str) -> "RunDir":
+        """A new, empty run directory of `assignment` under `runs_root` (made, with its modes)."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        for parent in (runs_root, runs_root / course):
+            parent.mkdir(parents=True, exist_ok=True)
+            parent.chmod(0o711)
+        run = cls(runs_root / course / f"{assignment}-{stamp}-{secrets.token_hex(3)}")
+        run.create()
+        return run
+
     @property
     def spec_file(self) -> Path:
         return self.path / "run.json"
+
+    @property
+    def job_script(self) -> Path:
+        return self.path / "job.sh"
 
     @property
     def gradebook(self) -> Path:
@@ -107,8 +128,12 @@ class RunDir:
     def claim(self, student: str) -> Path:
         return self.path / "claims" / student
 
+    @property
+    def results_root(self) -> Path:
+        return self.path / "results"
+
     def results(self, student: str) -> Path:
-        return self.path / "results" / student
+        return self.results_root / student
 
     def status_file(self, student: str) -> Path:
         return self.results(student) / STATUS
@@ -120,8 +145,22 @@ class RunDir:
     def logs(self) -> Path:
         return self.path / "logs"
 
+    def worker_log(self, name: str) -> Path:
+        """worker-<name>.log (`name` may be sbatch's %a: the array task)."""
+        return self.logs / f"worker-{name}.log"
+
+    @property
+    def merge_log(self) -> Path:
+        return self.logs / "merge.log"
+
     def spec(self) -> RunSpec:
         return RunSpec.from_json(self.spec_file.read_text())
+
+    def write_spec(self, spec: RunSpec) -> None:
+        """run.json, once (0600): a second write is an error."""
+        fd = os.open(self.spec_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(spec.to_json())
 
     def create(self) -> None:
         """The directory tree with its modes (the caller is the trusted grader, normally root)."""
@@ -133,8 +172,10 @@ class RunDir:
         self.path.chmod(0o711)
 
     def finished(self) -> dict[str, Status]:
+        """student -> Status of every submission a worker has finished. A status file that cannot be read
+        is skipped: its submission counts as not finished (reported as not run if no worker writes it)."""
         out = {}
-        for status in (self.path / "results").glob(f"*/{STATUS}"):
+        for status in self.results_root.glob(f"*/{STATUS}"):
             try:
                 st = Status.read(status)
             except (OSError, ValueError, TypeError):
