@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from aifw.courses.catalogue import load_catalogue
-from aifw.courses.proof import build_submissions, nbgrader_api
+from aifw.courses.nbgrader_tools import nbgrader_api
+from aifw.courses.submissions import build_submissions
 from aifw.grading.gradebook import cell_scores
 from aifw.grading.plan import GradeOptions
 from aifw.grading.run import grade

@@ -31,7 +31,7 @@ def _write_as(user: str, path: Path, text: str) -> None:
 @pytest.fixture(scope="module")
 def flow(stack):
     from aifw.courses.catalogue import load_catalogue
-    from aifw.courses.proof import build_submissions
+    from aifw.courses.submissions import build_submissions
 
     site = stack.stack.site
     entry = site.course(COURSE)
