@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from aifw.sandbox import stack as st
+from aifw.sandbox.hub import start_hub, stop_hub
 
 
 def test_hub_restart_keeps_running_sessions(stack, hub):
@@ -11,8 +12,8 @@ def test_hub_restart_keeps_running_sessions(stack, hub):
     for name in (a, b):
         hub.wait_ready(name)
     jobs_before = {j["user"]: j["id"] for j in stack.squeue()}
-    st.stop_hub(stack.stack)
-    st.start_hub(stack.stack, stack.api_token)
+    stop_hub(stack.stack)
+    start_hub(stack.stack, stack.api_token)
     for name in (a, b):
         server = hub.wait_ready(name, timeout=30)
         assert server["state"]["job_id"] == jobs_before[name]

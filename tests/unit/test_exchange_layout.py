@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from aifw.courses import exchange
-from aifw.sandbox import courses as prov
+from aifw.sandbox import jupyter_config as jc
 
 
 def _layout():
@@ -77,21 +77,21 @@ class _Cfg:
 
 
 def test_session_config_turns_trainer_plugins_off_and_keeps_others():
-    page = prov.session_page_config({"disabledExtensions": ["@x/y:z"], "other": 1})
+    page = jc.session_page_config({"disabledExtensions": ["@x/y:z"], "other": 1})
     assert page["other"] == 1 and page["disabledExtensions"]["@x/y:z"] is True
-    for plugin in prov.TRAINER_LAB_PLUGINS:
+    for plugin in jc.TRAINER_LAB_PLUGINS:
         assert page["disabledExtensions"][plugin] is True
     assert "@jupyter/nbgrader:assignment-list" not in page["disabledExtensions"]
     assert "@jupyter/nbgrader:validate-assignment" not in page["disabledExtensions"]
-    server = prov.session_server_config()["ServerApp"]["jpserver_extensions"]
+    server = jc.session_server_config()["ServerApp"]["jpserver_extensions"]
     assert server == {"nbgrader.server_extensions.formgrader": False, "nbgrader.server_extensions.course_list": False}
 
 
 def test_formgrader_service_enables_what_sessions_disable():
     from aifw.hub_config.settings import FORMGRADER_SERVER_EXTENSIONS
 
-    assert set(FORMGRADER_SERVER_EXTENSIONS) == set(prov.TRAINER_SERVER_EXTENSIONS)
-    assert prov.formgrader_page_config()["disabledExtensions"] == {p: False for p in prov.TRAINER_LAB_PLUGINS}
+    assert set(FORMGRADER_SERVER_EXTENSIONS) == set(jc.TRAINER_SERVER_EXTENSIONS)
+    assert jc.formgrader_page_config()["disabledExtensions"] == {p: False for p in jc.TRAINER_LAB_PLUGINS}
 
 
 def test_write_jupyter_config_is_idempotent(tmp_path):
@@ -99,9 +99,22 @@ def test_write_jupyter_config_is_idempotent(tmp_path):
 
     site = load_site(example_site_path("sandbox"))
     venv = tmp_path / "venv"
-    assert prov.write_jupyter_config(site, venv) is True
-    assert prov.write_jupyter_config(site, venv) is False
+    assert jc.write_jupyter_config(site, venv) is True
+    assert jc.write_jupyter_config(site, venv) is False
     etc = venv / "etc" / "jupyter"
     assert (etc / "nbgrader_config.py").read_text().count("ExchangeFactory") == len(exchange.STEPS)
     assert stat.S_IMODE((etc / "nbgrader_config.py").stat().st_mode) == 0o644
     assert (venv / "etc" / "aifw-formgrader" / "labconfig" / "page_config.json").is_file()
+
+
+def test_a_damaged_page_config_is_an_error_and_is_left_as_it_is(tmp_path):
+    from aifw.sandbox.processes import SandboxError
+    from aifw.site import example_site_path, load_site
+
+    site = load_site(example_site_path("sandbox"))
+    page = tmp_path / "venv" / "etc" / "jupyter" / "labconfig" / "page_config.json"
+    page.parent.mkdir(parents=True)
+    page.write_text('{"disabledExtensions": {"@x/y:z": true}')  # cut short
+    with pytest.raises(SandboxError, match=r"page_config.json is damaged .*Repair it"):
+        jc.write_jupyter_config(site, tmp_path / "venv")
+    assert page.read_text() == '{"disabledExtensions": {"@x/y:z": true}'

@@ -1,3 +1,23 @@
 """The one-machine sandbox: a real Slurm (munge, slurmctld, slurmd) and JupyterHub, started and stopped
 by pid file under AIFW_HOME, plus demo accounts. Used by `make sandbox` and by the test suite (with its
-own home, ports and users)."""
+own home, ports and users).
+
+Rooms, each with one job (arrows point down the list; `processes` is used by all):
+
+- `cli`            `aifw sandbox up|down|status`
+- `stack`          the orchestrator: up, down, status, is_up (the order of the steps below)
+- `hub_groups`     the courses' hub groups kept equal to the site file (hub REST API)
+- `hub`            the JupyterHub process: start, stop, health
+- `publishing`     the learners' copies of the courses under home/share/courses
+- `provisioning`   the site's courses on this machine (also `python -m aifw.sandbox.provisioning`)
+- `course_dirs`    an nbgrader course directory: read as root, completed as the grader
+- `jupyter_config` the venv's Jupyter config for sessions and formgrader services
+- `directories`    directories made and fixed by root without following symlinks
+- `accounts`       unix users and groups: demo users, graders, group members
+- `sandbox_json`   sandbox.json (hub URL, admin token, demo passwords)
+- `slurm_daemons`  slurm.conf written, slurmctld/slurmd started and stopped, all jobs cancelled
+- `munge`          munged checked, started, stopped by the stack that started it
+- `layout`         the paths under AIFW_HOME (Stack), the effective site, make_stack
+- `slurm_conf`     slurm.conf and gres.conf rendered from the site file (pure)
+- `processes`      pid files, waiting, SandboxError, say
+"""

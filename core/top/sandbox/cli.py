@@ -21,7 +21,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: every `aifw` command registers this module, and the stack's rooms
+    # (Slurm, the hub's config, the courses) are needed only by `aifw sandbox` itself.
     from . import stack as st
+    from .sandbox_json import load_sandbox_json
 
     if os.geteuid() != 0:
         print("aifw sandbox must run as root: it starts Slurm and creates accounts.", file=sys.stderr)
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         stack = st.make_stack(args.home, args.site)
         if args.action == "up":
             changed = st.up(stack)
-            info = st.load_sandbox_json(stack)
+            info = load_sandbox_json(stack)
             if not changed:
                 print("The sandbox is already up; nothing changed.")
             print(f"\nAIF Workbench sandbox: {info['hub_url']}")

@@ -1,4 +1,5 @@
-"""Start, find and stop daemons by pid file (never by name), and wait for them to be ready."""
+"""Start, find and stop daemons by pid file (never by name), wait for them to be ready, and tell the admin
+what was done (`say`). `SandboxError` is the sandbox's one error: its message says what to check."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,11 @@ from typing import Callable, Mapping, Sequence
 
 class SandboxError(RuntimeError):
     """Something in the sandbox could not be started or stopped; the message says what to check."""
+
+
+def say(msg: str) -> None:
+    """One line of what `aifw sandbox` did, on stdout."""
+    print(f"[aifw sandbox] {msg}", flush=True)
 
 
 def read_pid(pid_file: Path) -> int | None:

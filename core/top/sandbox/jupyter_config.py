@@ -1,0 +1,94 @@
+"""The Jupyter config that provisioning writes into the runtime's venv (etc/jupyter): the system-wide
+nbgrader config (exchange classes and root), and the JupyterLab/server config that keeps nbgrader's
+trainer-only parts (formgrader, create-assignment, course list) out of learners' sessions and turns them
+on again in the formgrader services (their own config dir, FORMGRADER_CONFIG_DIR)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from aifw.hub_config.settings import FORMGRADER_CONFIG_DIR
+from aifw.site import Site
+
+from .processes import SandboxError
+
+# Plugins of nbgrader's JupyterLab extension and its server extensions that are for trainers only: they
+# are off in every learner session and on in the formgrader services.
+TRAINER_LAB_PLUGINS = ("@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment", "@jupyter/nbgrader:course-list")
+TRAINER_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
+SERVER_CONFIG_NAME = "zz-aifw-nbgrader.json"  # sorts after nbgrader's own nbgrader.json, so it wins
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write `text` to `path` (0644, atomically) unless it already holds it; True when written."""
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    return True
+
+
+def session_page_config(existing: dict) -> dict:
+    """JupyterLab's page_config.json with the trainer-only nbgrader plugins disabled (others kept)."""
+    out = dict(existing)
+    disabled = out.get("disabledExtensions", {})
+    if isinstance(disabled, list):
+        disabled = {name: True for name in disabled}
+    disabled = dict(disabled)
+    for plugin in TRAINER_LAB_PLUGINS:
+        disabled[plugin] = True
+    out["disabledExtensions"] = disabled
+    return out
+
+
+def session_server_config() -> dict:
+    return {"ServerApp": {"jpserver_extensions": {name: False for name in TRAINER_SERVER_EXTENSIONS}}}
+
+
+def formgrader_page_config() -> dict:
+    """The formgrader services' labconfig: nbgrader's trainer plugins on again."""
+    return {"disabledExtensions": {plugin: False for plugin in TRAINER_LAB_PLUGINS}}
+
+
+def read_page_config(page: Path) -> dict:
+    """The sessions' page_config.json as it is ({} when there is none). One that is no JSON object is an
+    error: rewriting it would drop whatever else it disables."""
+    try:
+        text = page.read_text()
+    except FileNotFoundError:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        data, problem = None, str(err)
+    else:
+        problem = "it is no JSON object"
+    if not isinstance(data, dict):
+        raise SandboxError(f"{page} is damaged ({problem}). Repair it, or remove it to have it written anew "
+                           "(it then disables only nbgrader's trainer plugins).")
+    return data
+
+
+def write_jupyter_config(site: Site, venv: Path) -> bool:
+    """Write the venv's Jupyter config for sessions and formgrader services; True when a file changed."""
+    # Imported here: aifw.courses.exchange loads nbgrader (seconds), which `aifw sandbox status` and
+    # `down` do not need; only this step of `up` does.
+    from aifw.courses.exchange import nbgrader_config_text
+
+    etc = venv / "etc" / "jupyter"
+    page = etc / "labconfig" / "page_config.json"
+    page_config = session_page_config(read_page_config(page))  # first: a damaged one stops all writes
+    changed = write_if_changed(etc / "nbgrader_config.py", nbgrader_config_text(site.paths.exchange_root))
+    changed |= write_if_changed(page, json.dumps(page_config, indent=2, sort_keys=True) + "\n")
+    changed |= write_if_changed(etc / "jupyter_server_config.d" / SERVER_CONFIG_NAME,
+                                json.dumps(session_server_config(), indent=2, sort_keys=True) + "\n")
+    fg = venv.joinpath(*FORMGRADER_CONFIG_DIR)
+    changed |= write_if_changed(fg / "labconfig" / "page_config.json",
+                                json.dumps(formgrader_page_config(), indent=2, sort_keys=True) + "\n")
+    for d in (etc, etc / "labconfig", etc / "jupyter_server_config.d", fg, fg / "labconfig"):
+        d.chmod(0o755)
+    return changed
