@@ -23,7 +23,7 @@ class StackInfo:
     slurm_conf: str
     home: Path
     logs: Path
-    stack: object  # aifw.sandbox.stack.Stack
+    stack: object  # aifw.sandbox.layout.Stack
 
     @classmethod
     def load(cls, stack) -> "StackInfo":
