@@ -1,6 +1,8 @@
 """Build JupyterHub's settings from a validated site (pure): {section: {trait: value}}.
 
-`jupyterhub_config.py` applies the result to `c`; it only sets, never appends or mutates.
+`jupyterhub_config.py` applies the result to `c`; it only sets, never appends or mutates. This is the one
+route from the site to the hub: JupyterHub's own traits are set from site values here, and the spawner
+gets the whole `Site` as `c.AIFSlurmSpawner.site` (it reads no file itself).
 """
 from __future__ import annotations
 
@@ -12,8 +14,14 @@ from aifw.site import Site
 ADMIN_SERVICE = "aifw-admin"
 ADMIN_SCOPES = ["admin:users", "admin:servers", "admin:groups", "read:hub", "tokens", "list:users", "access:servers"]
 
+# The site's `hub.authenticator` -> JupyterHub's authenticator (a name of the entry-point group
+# `jupyterhub.authenticators`) and the settings of that class.
+AUTHENTICATORS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
+    "pam": ("pam", {"PAMAuthenticator": {"open_sessions": False}}),
+}
 
-def build_settings(site: Site, *, home: str, admin_token: str | None = None, site_file: str = "") -> dict[str, dict[str, Any]]:
+
+def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> dict[str, dict[str, Any]]:
     """`home` is AIFW_HOME (state lives under home/state/hub); `admin_token` the scripts' API token."""
     hub_state = Path(home) / "state" / "hub"
     hub = site.hub
@@ -26,7 +34,7 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None, sit
         "pid_file": str(hub_state / "jupyterhub.pid"),
         "cleanup_servers": False,  # running sessions survive a hub restart
         "spawner_class": "aifw-slurm",
-        "authenticator_class": "pam",
+        "authenticator_class": AUTHENTICATORS[hub.authenticator][0],
         "last_activity_interval": 60,
     }
     if hub.hub_connect_ip:
@@ -53,6 +61,7 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None, sit
     if groups:
         jh["load_groups"] = groups
     return {
+        **AUTHENTICATORS[hub.authenticator][1],
         "JupyterHub": jh,
         "ConfigurableHTTPProxy": {
             "api_url": f"http://127.0.0.1:{hub.proxy_api_port}",
@@ -61,14 +70,13 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None, sit
             "should_start": True,
         },
         "Authenticator": {"admin_users": set(hub.admin_users), "allowed_users": set(allowed)},
-        "PAMAuthenticator": {"open_sessions": False},
         "Spawner": {
             "default_url": "/lab",
             "start_timeout": hub.start_timeout_s,
             "http_timeout": 120,
             "poll_interval": hub.poll_interval_s,
         },
-        "AIFSlurmSpawner": {"site_file": site_file},
+        "AIFSlurmSpawner": {"site": site},
     }
 
 

@@ -1,6 +1,10 @@
-"""The session request: user options (form or REST `user_options`) parsed once into typed values and
-checked against the site policy and the live cluster. This is the trust boundary: everything downstream
-(batch script, Slurm commands) takes only a `SessionRequest`.
+"""The session request: user options checked once against the site policy and the live cluster into a
+`SessionRequest`. This is the trust boundary: everything downstream (batch script, Slurm commands, the
+spawner's state) takes only a `SessionRequest`.
+
+Three ways in, each validated once: the spawn form (`form_to_options` turns its strings into typed values,
+then `validate_options`), REST `user_options` (`validate_options`, which takes typed JSON values only),
+and the spawner's state read back from the hub's database after a restart (`request_from_state`).
 
 Documented `user_options` keys and types:
 
@@ -23,6 +27,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from aifw.names import SLURM_NAME, matches
 from aifw.site import Partition, Site
 from aifw.slurm import PartitionInfo
 
@@ -57,13 +62,10 @@ class SessionRequest:
     gpu_type: str | None = None
 
     def as_user_options(self) -> dict[str, Any]:
+        """The request as JSON-able `user_options` (what JupyterHub stores, and the spawner's state)."""
         d = asdict(self)
         d.pop("gpu_type")
         return d
-
-    @property
-    def gpu_hours(self) -> float:
-        return round(self.gpus * self.runtime_minutes / 60, 2)
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,9 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _as_int(key: str, value: Any, problems: list[str], *, from_form: bool) -> int | None:
-    if isinstance(value, bool):
-        problems.append(f"{key} must be a whole number, not {_show(value)}")
-        return None
-    if isinstance(value, int):
+def _as_int(key: str, value: Any, problems: list[str]) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if from_form and isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", value):
-        return int(value)
     problems.append(f"{key} must be a whole number, not {_show(value)}")
     return None
 
@@ -129,11 +126,10 @@ def validate_options(
     site: Site,
     live: Mapping[str, PartitionInfo] | None = None,
     *,
-    from_form: bool = False,
     user_accounts: list[str] | None = None,
 ) -> SessionRequest:
-    """Parse and check user options. `live` maps partition name → what Slurm reports now (None: Slurm
-    did not answer; the site policy alone applies). `from_form`: numbers may arrive as digit strings.
+    """Check user options (JSON values: numbers are ints, names are text). `live` maps partition name →
+    what Slurm reports now (None: Slurm did not answer; the site policy alone applies).
     `user_accounts`: the user's Slurm associations, offered besides the site's accounts.
     Raises OptionsError listing every problem; returns a SessionRequest otherwise."""
     raw = dict(raw or {})
@@ -152,7 +148,7 @@ def validate_options(
     nums: dict[str, int] = {}
     for key in INT_KEYS:
         if key in raw and raw[key] is not None and raw[key] != "":
-            v = _as_int(key, raw[key], problems, from_form=from_form)
+            v = _as_int(key, raw[key], problems)
             if v is not None:
                 nums[key] = v
 
@@ -230,15 +226,30 @@ def offered_accounts(site: Site, user_accounts: list[str] | None = None) -> list
     return out
 
 
-def form_to_options(formdata: Mapping[str, list[str]]) -> dict[str, str]:
-    """JupyterHub form data (dict of lists of strings) → one string per known key. Unknown keys are
-    kept so that validation reports them; empty strings mean "default"."""
-    out: dict[str, str] = {}
+def request_from_state(data: Mapping[str, Any], site: Site) -> SessionRequest:
+    """A request read back from the spawner's state (the hub's database, after a restart): checked again
+    against the site as it is now, without Slurm (it is not asked while the hub loads its spawners). Its
+    account was checked against the user's Slurm associations when the job was submitted; here it only
+    has to be a safe Slurm name. Raises OptionsError."""
+    if not isinstance(data, Mapping):
+        raise OptionsError([f"the stored request is not a mapping: {_show(data)}"])
+    account = data.get("account")
+    return validate_options(data, site, user_accounts=[account] if matches(SLURM_NAME, account) else None)
+
+
+def form_to_options(formdata: Mapping[str, list[str]]) -> dict[str, Any]:
+    """JupyterHub form data (dict of lists of strings) → typed options: the first value of each key,
+    whole numbers as ints. Empty fields mean "default" and are left out; unknown keys and text where a
+    number belongs are kept as they are, so that `validate_options` reports them."""
+    out: dict[str, Any] = {}
     for key, values in formdata.items():
         if key.startswith("_") or not values:  # _xsrf and friends belong to JupyterHub
             continue
         value = values[0]
         if value == "" and key in OPTION_KEYS:
             continue
-        out[key] = value
+        if key in INT_KEYS and isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*", value):
+            out[key] = int(value)
+        else:
+            out[key] = value
     return out

@@ -1,10 +1,15 @@
 """AIFSlurmSpawner: thin orchestration of start / poll / stop / progress over the pure builders.
 
-Starts from batchspawner's SlurmSpawner (its traits and its `batchspawner-singleuser` wrapper) and
+Starts from batchspawner's SlurmSpawner (its base class and its `batchspawner-singleuser` wrapper) and
 replaces what it gets wrong:
-- user options are validated once into a `SessionRequest` (HTTP 400 / form error, nothing submitted);
-  they never reach a template or a shell;
-- Slurm commands are argv lists through `aifw.slurm.SlurmClient`, with timeouts;
+- the site (`c.AIFSlurmSpawner.site`, loaded once by hub_config/jupyterhub_config.py) says everything
+  batchspawner's templates and commands said; a config that sets one of those is refused
+  (`aifw.spawners.replaced`), never silently ignored;
+- user options are validated once into a `SessionRequest` (HTTP 400 / form error, nothing submitted) and
+  travel as that type; they never reach a template or a shell;
+- Slurm commands are argv lists through `aifw.slurm.SlurmClient`, with timeouts; the job's environment is
+  the spawner's own (`get_env`), nothing of the hub process's;
+- a failed spawn carries an HTTP status that says whose it is (`SpawnFailed`);
 - "Slurm did not answer" keeps a running server (never dropped), and a job that ends before its server
   starts fails the spawn at once with Slurm's reason and the job's last log lines;
 - the state (job id, node, port, request) is everything a hub restart needs;
@@ -22,25 +27,29 @@ from typing import Any
 from batchspawner import SlurmSpawner
 from sqlalchemy.orm import object_session
 from tornado import web
-from traitlets import Float, Unicode, default
+from traitlets import Float, Instance, default
 
-from aifw.site import Site, load_site
+from aifw.site import Site
 from aifw.slurm import JobInfo, PartitionInfo, SlurmClient, SlurmError, SlurmRejected, SlurmUnavailable
 
 from . import callback
-from .batch_script import ScriptContext, build_batch_script, log_path
+from .batch_script import ScriptContext, log_path, session_script
 from .form import PREFILL_KEYS, render_form
 from .queue import describe_job, faster_option
-from .request import OptionsError, SessionRequest, form_to_options, limits_for, validate_options
+from .replaced import refuse_replaced
+from .request import OptionsError, SessionRequest, form_to_options, limits_for, request_from_state, validate_options
 
 callback.install()
 
 
-class SpawnFailed(RuntimeError):
-    """A spawn that cannot succeed; the message is shown to the user on the spawn page."""
+class SpawnFailed(web.HTTPError):
+    """A spawn that cannot succeed, with its HTTP status: the message is shown as it is on the spawn page,
+    in the REST reply and in the last progress event. 400: the request was refused (by the options' check
+    or by Slurm); 403: this user cannot run sessions here; 502: the session's job ended before its server
+    came up; 503: Slurm did not answer, try again; 500 only where the hub itself is broken."""
 
-    def __init__(self, message: str):
-        super().__init__(message)
+    def __init__(self, status_code: int, message: str):
+        super().__init__(status_code, message.replace("%", "%%"))  # log_message is %-formatted by tornado
         self.jupyterhub_message = message
 
 
@@ -48,12 +57,6 @@ class PrefillOnly(Exception):
     """Raised by options_from_query: show the form (pre-filled), do not spawn. Shows no error message."""
 
     jupyterhub_message = ""
-
-
-def _bad_request(message: str) -> web.HTTPError:
-    err = web.HTTPError(400, message.replace("%", "%%"))  # log_message is %-formatted by tornado
-    err.jupyterhub_message = message  # shown as-is above the form
-    return err
 
 
 class _LiveCache:
@@ -71,15 +74,18 @@ _live_cache = _LiveCache()
 class AIFSlurmSpawner(SlurmSpawner):
     """Spawn each user's JupyterLab as a Slurm job, as that user, from a validated request."""
 
-    site_file = Unicode(
-        "",
-        help="""Path of the site file (YAML) that describes partitions, environments and limits.
-        Empty: $AIFW_SITE, else the packaged sandbox site. Set by hub_config/jupyterhub_config.py.""",
+    site = Instance(
+        Site,
+        allow_none=True,
+        help="""The validated site (an `aifw.site.Site`): partitions, environments, limits, Slurm and paths.
+        hub_config/jupyterhub_config.py loads the site file ($AIFW_SITE) once and sets it; the spawner
+        reads no file itself. Change the site file, not this.""",
     ).tag(config=True)
 
-    status_poll_interval = Float(
+    startup_poll_interval = Float(
         1.0,
-        help="Seconds between Slurm queries while a session is starting (pending or waiting for its port).",
+        help="""Seconds between Slurm queries while a session is starting (pending or waiting for its
+        port). batchspawner's own setting, honoured (its default there is 0.5).""",
     ).tag(config=True)
 
     live_cache_seconds = Float(
@@ -92,27 +98,25 @@ class AIFSlurmSpawner(SlurmSpawner):
         help="How long stop() waits for Slurm to confirm the job is gone before reporting it as stuck.",
     ).tag(config=True)
 
-    request: SessionRequest | None = None
-    last_request: dict | None = None  # the last accepted options; kept across stops
+    request: SessionRequest | None = None  # the request of the session being started or running
+    last_request: SessionRequest | None = None  # the last one that started; kept across stops
     job_node: str = ""
+    _from_form: SessionRequest | None = None  # validated by options_from_form, taken by apply_user_options
+    slurm: SlurmClient  # the site's Slurm (SlurmClient.for_site)
     _last_info: JobInfo | None = None
     _events: list[dict]
 
-    # -- site and Slurm -------------------------------------------------------------------------
-    @property
-    def site(self) -> Site:
-        cached = getattr(self, "_site", None)
-        if cached is None:
-            cached = self._site = load_site(self.site_file or None)
-        return cached
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        refuse_replaced(self.config, self.section_names())
+        if self.site is None:
+            raise ValueError(
+                "AIFSlurmSpawner needs the site: start the hub with hub_config/jupyterhub_config.py, which "
+                "loads $AIFW_SITE and sets c.AIFSlurmSpawner.site"
+            )
+        self.slurm = SlurmClient.for_site(self.site.slurm)
 
-    @property
-    def slurm(self) -> SlurmClient:
-        cfg = self.site.slurm
-        return SlurmClient(
-            bin_dir=cfg.bin_dir, conf=cfg.conf, timeout_s=cfg.command_timeout_s, exec_prefix=tuple(cfg.exec_prefix)
-        )
-
+    # -- Slurm ----------------------------------------------------------------------------------
     async def live_partitions(self) -> dict[str, PartitionInfo] | None:
         """What Slurm reports now, cached a few seconds; None when Slurm does not answer."""
         async with _live_cache.lock:
@@ -136,7 +140,7 @@ class AIFSlurmSpawner(SlurmSpawner):
 
     async def _render_options_form(self, spawner) -> str:
         live = await self.live_partitions()
-        previous = dict(self.last_request or {})
+        previous = self.last_request.as_user_options() if self.last_request else {}
         handler = getattr(self, "handler", None)
         query = handler.request.query_arguments if handler is not None else {}
         prefill = {k: v[0].decode("utf8", "replace")[:64] for k, v in query.items() if v and k in PREFILL_KEYS}
@@ -149,30 +153,38 @@ class AIFSlurmSpawner(SlurmSpawner):
         reads the same arguments as its pre-filled values."""
         raise PrefillOnly()
 
-    def options_from_form(self, formdata):
+    async def validate_request(self, options: dict[str, Any]) -> SessionRequest:
+        """Typed options → a SessionRequest, checked against the site, the live partitions and the user's
+        Slurm associations (asked only when an account is named). Raises OptionsError."""
+        live = await self.live_partitions()
+        accounts = await self.slurm.user_accounts(self.user.name) if options.get("account") else []
+        return validate_options(options, self.site, live, user_accounts=accounts)
+
+    async def options_from_form(self, formdata):
+        """The form, parsed to typed values and validated once. JupyterHub stores the returned dict as the
+        user's options and hands it to apply_user_options, which takes this request as it is."""
         try:
-            # Typed here; checked against live limits and the user's accounts in apply_user_options.
-            options = form_to_options(formdata)
-            account = options.get("account")
-            # The account is checked against the user's Slurm associations in apply_user_options.
-            extra = [account] if isinstance(account, str) and account else None
-            return validate_options(options, self.site, None, from_form=True, user_accounts=extra).as_user_options()
+            request = await self.validate_request(form_to_options(formdata))
         except OptionsError as err:
-            raise _bad_request(str(err)) from None
+            raise SpawnFailed(400, str(err)) from None
+        self._from_form = request
+        return request.as_user_options()
 
     @default("apply_user_options")
     def _apply_default(self):
         async def apply(spawner: "AIFSlurmSpawner", user_options: dict) -> None:
-            live = await spawner.live_partitions()
-            accounts = await spawner.slurm.user_accounts(spawner.user.name) if user_options.get("account") else []
+            from_form, spawner._from_form = spawner._from_form, None
+            if from_form is not None and from_form.as_user_options() == user_options:
+                spawner.request = from_form  # what options_from_form just returned: validated already
+                return
+            # REST `user_options`, or the stored ones replayed by a start without options: the boundary.
             try:
-                spawner.request = validate_options(user_options, spawner.site, live, user_accounts=accounts)
+                spawner.request = await spawner.validate_request(user_options)
             except OptionsError as err:
                 # JupyterHub stored the refused options already; put back the last accepted ones so
                 # that a later request without options (POST {}) does not replay the refused ones.
                 spawner.forget_refused_options()
-                raise _bad_request(str(err)) from None
-
+                raise SpawnFailed(400, str(err)) from None
 
         return apply
 
@@ -203,12 +215,12 @@ class AIFSlurmSpawner(SlurmSpawner):
             return pwd.getpwnam(self.user.name).pw_dir
         except KeyError:
             raise SpawnFailed(
-                f"there is no unix account {self.user.name!r} on the hub host; ask an admin to create it"
+                403, f"there is no unix account {self.user.name!r} on the hub host; ask an admin to create it"
             ) from None
 
     # -- state ----------------------------------------------------------------------------------
     def forget_refused_options(self) -> None:
-        good = dict(self.last_request or {})
+        good = self.last_request.as_user_options() if self.last_request else {}
         self.user_options = good
         if self.orm_spawner is not None:
             self.orm_spawner.user_options = good
@@ -219,7 +231,7 @@ class AIFSlurmSpawner(SlurmSpawner):
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         if self.last_request:
-            state["last_request"] = self.last_request
+            state["last_request"] = self.last_request.as_user_options()
         if self.job_id:
             state["job_node"] = self.job_node
             state["port"] = self.port
@@ -228,16 +240,24 @@ class AIFSlurmSpawner(SlurmSpawner):
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """The state comes back from the hub's database (a restart): the requests in it are checked again."""
         super().load_state(state)
         self.job_node = state.get("job_node", "")
-        self.last_request = state.get("last_request") or None
         if state.get("port"):
             self.port = int(state["port"])
-        if state.get("request"):
-            try:
-                self.request = validate_options(state["request"], self.site)
-            except OptionsError:
-                self.request = None
+        self.last_request = self._stored_request(state, "last_request")
+        self.request = self._stored_request(state, "request")
+
+    def _stored_request(self, state: dict[str, Any], key: str) -> SessionRequest | None:
+        if not state.get(key):
+            return None
+        try:
+            return request_from_state(state[key], self.site)
+        except OptionsError as err:
+            # The job (if any) keeps running; only the form's pre-filled values and the queue
+            # explanation go without it.
+            self.log.warning("Stored %s of %s no longer fits the site, dropped: %s", key, self._log_name, err)
+            return None
 
     def clear_state(self) -> None:
         super().clear_state()
@@ -319,30 +339,27 @@ class AIFSlurmSpawner(SlurmSpawner):
     async def start(self):
         self._events = []
         site = self.site
-        if self.request is None:
-            try:
-                self.request = validate_options({}, site, await self.live_partitions())
-            except OptionsError as err:
-                raise SpawnFailed(str(err)) from None
         req = self.request
+        if req is None:  # apply_user_options sets it before every start
+            raise SpawnFailed(500, "The hub has no validated request for this session. Tell your administrator.")
         self.ip = site.hub.singleuser_ip
         self.port = 0
         if self.server:
             self.server.port = 0
         env = site.environment(req.environment)
         assert env is not None  # validated
-        script = build_batch_script(
+        script = session_script(
             req, env, ScriptContext(self.user.name, self._home(), self.session_command(), setup=self.session_setup())
         )
         try:
             self.job_id = await self.slurm.submit(script, user=self.user.name, env=self.get_env())
         except SlurmRejected as err:
             self.forget_refused_options()
-            raise SpawnFailed(f"Slurm refused the session: {err}") from None
+            raise SpawnFailed(400, f"Slurm refused the session: {err}") from None
         except SlurmUnavailable as err:
-            raise SpawnFailed(f"Slurm did not answer ({err}); nothing was submitted. Try again in a minute.") from None
+            raise SpawnFailed(503, f"Slurm did not answer ({err}); nothing was submitted. Try again in a minute.") from None
         except SlurmError as err:
-            raise SpawnFailed(f"The hub cannot submit jobs: {err}. Tell your administrator.") from None
+            raise SpawnFailed(500, f"The hub cannot submit jobs: {err}. Tell your administrator.") from None
         self._save_state()
         gpu = f", {req.gpus} GPU(s)" if req.gpus else ""
         self._event(
@@ -351,20 +368,19 @@ class AIFSlurmSpawner(SlurmSpawner):
             10,
         )
         try:
-            served = await self._wait_until_serving()
+            served = await self._wait_until_serving(req)
         except asyncio.CancelledError:
             raise
         except SpawnFailed:
             await self._cancel_quietly()
             self.forget_refused_options()
             raise
-        self.last_request = req.as_user_options()  # remembered only once it worked
+        self.last_request = req  # remembered only once it worked
         self._save_state()
         return served
 
-    async def _queue_explanation(self, info: JobInfo) -> str:
+    async def _queue_explanation(self, info: JobInfo, req: SessionRequest) -> str:
         """What Slurm says about a pending job: reason, position, estimated start, a faster option."""
-        req = self.request
         position, start, faster = None, "", ""
         try:
             order = await self.slurm.pending_order(info.partition or req.partition)
@@ -373,14 +389,14 @@ class AIFSlurmSpawner(SlurmSpawner):
         except SlurmError as err:
             self.log.debug("No queue details for job %s: %s", self.job_id, err)
         live = await self.live_partitions()
-        if live is not None and req is not None:
+        if live is not None:
             visible = {p.name: limits_for(p, live.get(p.name)) for p in self.site.visible_partitions}
             faster = faster_option(req.partition, req.cpus, req.gpus, req.runtime_minutes,
                                    {n: live[n] for n in visible if n in live}, visible)
         text = describe_job(info, position, start)
         return f"{text}. Faster: {faster}" if faster else text
 
-    async def _wait_until_serving(self):
+    async def _wait_until_serving(self, req: SessionRequest):
         last_seen, last_explained = "", 0.0
         while True:
             info = await self._job()
@@ -391,25 +407,25 @@ class AIFSlurmSpawner(SlurmSpawner):
             elif info.is_pending:
                 key = f"{info.state}/{info.reason}"
                 if key != last_seen or time.monotonic() - last_explained > 15:
-                    self._event(await self._queue_explanation(info), 20)
+                    self._event(await self._queue_explanation(info, req), 20)
                     last_seen, last_explained = key, time.monotonic()
             elif info.is_running:
                 self.job_node = info.node.split(",")[0]
                 self._event(f"Job {self.job_id} is running on {self.job_node}; starting JupyterLab", 60)
                 break
             else:
-                raise SpawnFailed(self._ended_message(info, "before its server started"))
-            await asyncio.sleep(self.status_poll_interval)
+                raise SpawnFailed(502, self._ended_message(info, "before its server started"))
+            await asyncio.sleep(self.startup_poll_interval)
         self.ip = self._node_address(self.job_node)
         self._save_state()
         checks = 0
         while not self.port:
-            await asyncio.sleep(min(0.25, self.status_poll_interval))
+            await asyncio.sleep(min(0.25, self.startup_poll_interval))
             checks += 1
             if checks % 4 == 0:
                 info = await self._job()
                 if info is not None and info.is_finished:
-                    raise SpawnFailed(self._ended_message(info, "before its server reported a port"))
+                    raise SpawnFailed(502, self._ended_message(info, "before its server reported a port"))
         self._save_state()
         self._event(f"JupyterLab listens on {self.job_node}:{self.port}; connecting", 90)
         return (self.ip, self.port)

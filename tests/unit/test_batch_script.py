@@ -1,14 +1,16 @@
-"""The batch script builder: only validated values, quoted command, no injection even on a bug upstream."""
+"""The session's batch script: only validated values, quoted command, no injection even on a bug upstream."""
 from __future__ import annotations
 
 import dataclasses
+import shlex
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from aifw.site import Environment, example_site_path, load_site
-from aifw.spawners.batch_script import ScriptContext, UnsafeValue, build_batch_script
+from aifw.slurm import UnsafeValue
+from aifw.spawners.batch_script import ScriptContext, session_script
 from aifw.spawners.request import validate_options
 
 SITE = load_site(example_site_path("sandbox"))
@@ -21,7 +23,7 @@ def sbatch_lines(script: str) -> list[str]:
 
 def test_script_for_a_gpu_session():
     req = validate_options({"partition": "gpu", "gpus": 2, "cpus": 3, "memory_gb": 6, "runtime_minutes": 90}, SITE)
-    script = build_batch_script(req, SITE.environment("default"), CTX)
+    script = session_script(req, SITE.environment("default"), CTX)
     assert script.startswith("#!/bin/bash\n")
     assert sbatch_lines(script) == [
         "#SBATCH --job-name=aifw-learner1",
@@ -38,19 +40,27 @@ def test_script_for_a_gpu_session():
     assert script.rstrip().splitlines()[-1] == (
         "exec /opt/aifw/venv/bin/batchspawner-singleuser /opt/aifw/venv/bin/jupyterhub-singleuser '--arg=a b'"
     )
+    assert 'echo "AIF Workbench JupyterHub session: job $SLURM_JOB_ID on $(hostname) as $(id -un)"' in script.splitlines()
+
+
+def test_set_up_steps_run_before_the_server_and_their_failure_is_only_reported():
+    ctx = dataclasses.replace(CTX, setup=[["/opt/aifw/venv/bin/aifw", "courses", "sync", "aif-foundations"]])
+    lines = session_script(validate_options({}, SITE), SITE.environment("default"), ctx).splitlines()
+    step = "/opt/aifw/venv/bin/aifw courses sync aif-foundations || echo 'AIF Workbench: JupyterHub session set-up step failed (continuing)' >&2"
+    assert step in lines and lines.index(step) < len(lines) - 1 and lines[-1].startswith("exec ")
 
 
 def test_account_reservation_and_environment_prologue():
     lumi = load_site(example_site_path("lumi-like"))
     req = validate_options({"partition": "dev-g", "account": "project_465000001", "reservation": "aif-training-2026", "environment": "pytorch"}, lumi)
-    script = build_batch_script(req, lumi.environment("pytorch"), CTX)
+    script = session_script(req, lumi.environment("pytorch"), CTX)
     assert "#SBATCH --account=project_465000001" in script and "#SBATCH --reservation=aif-training-2026" in script
     assert "module load LUMI/24.03 partition/G" in script
     assert script.index("module load") < script.index("exec ")
 
 
 def test_no_gres_line_without_gpus_and_no_token_anywhere():
-    script = build_batch_script(validate_options({}, SITE), SITE.environment("default"), CTX)
+    script = session_script(validate_options({}, SITE), SITE.environment("default"), CTX)
     assert "--gres" not in script and "TOKEN" not in script.upper()
 
 
@@ -58,19 +68,33 @@ def test_no_gres_line_without_gpus_and_no_token_anywhere():
 def test_a_bad_value_that_slipped_past_validation_never_reaches_the_script(field, value):
     req = dataclasses.replace(validate_options({"partition": "gpu", "gpus": 1}, SITE), **{field: value})
     with pytest.raises(UnsafeValue):
-        build_batch_script(req, SITE.environment("default"), CTX)
+        session_script(req, SITE.environment("default"), CTX)
 
 
 @pytest.mark.parametrize("ctx", [dataclasses.replace(CTX, username="root;id"), dataclasses.replace(CTX, home="/home/x\n#SBATCH --uid=0")])
 def test_unsafe_user_or_home_is_refused(ctx):
     with pytest.raises(UnsafeValue):
-        build_batch_script(validate_options({}, SITE), SITE.environment("default"), ctx)
+        session_script(validate_options({}, SITE), SITE.environment("default"), ctx)
+
+
+def breaks_a_line(text: str) -> bool:
+    """Whether `text` would end a line for bash or for a reader of the script (str.splitlines), or is NUL."""
+    return "\0" in text or len(f"{text}x".splitlines()) > 1
 
 
 @given(st.lists(st.text(max_size=30), max_size=4))
+@example(["--x=a\n#SBATCH --uid=0"])
+@example(["a\rb"])
+@example(["a\u2028b"])
+@example(["$(id)", "a b", "'quoted'"])
 def test_the_command_is_always_one_quoted_line(args):
     ctx = dataclasses.replace(CTX, command=["/bin/x", *args])
-    script = build_batch_script(validate_options({}, SITE), Environment(name="default"), ctx)
-    exec_lines = [ln for ln in script.splitlines() if ln.startswith("exec ")]
-    assert len(exec_lines) == 1 or any("\n" in a or "\r" in a for a in args)
+    if any(breaks_a_line(a) for a in args):
+        with pytest.raises(UnsafeValue, match="one line per command"):
+            session_script(validate_options({}, SITE), Environment(name="default"), ctx)
+        return
+    script = session_script(validate_options({}, SITE), Environment(name="default"), ctx)
+    lines = script.splitlines()
+    assert [ln for ln in lines if ln.startswith("exec ")] == [lines[-1]]
+    assert shlex.split(lines[-1]) == ["exec", "/bin/x", *args]
     assert len(sbatch_lines(script)) == 9

@@ -2,18 +2,24 @@
 from __future__ import annotations
 
 import importlib.resources
+import os
 import subprocess
 import sys
+import typing
+from importlib.metadata import entry_points
 
 import yaml
+from traitlets.config import Config
 
-from aifw.hub_config.settings import ADMIN_SERVICE, apply_settings, build_settings, formgrader_services
-from aifw.site import example_site_path, load_site, site_from_dict
+from aifw.hub_config.settings import ADMIN_SERVICE, AUTHENTICATORS, apply_settings, build_settings, formgrader_services
+from aifw.site import HubSettings, example_site_path, load_site, site_from_dict
+
+CONFIG_FILE = importlib.resources.files("aifw.hub_config") / "jupyterhub_config.py"
 
 
 def test_settings_from_the_sandbox_site():
     site = load_site(example_site_path("sandbox"))
-    s = build_settings(site, home="/srv/aifw", admin_token="tok", site_file="/srv/aifw/state/site.yaml")
+    s = build_settings(site, home="/srv/aifw", admin_token="tok")
     jh = s["JupyterHub"]
     assert jh["bind_url"] == "http://127.0.0.1:8000"
     assert jh["cleanup_servers"] is False
@@ -23,7 +29,26 @@ def test_settings_from_the_sandbox_site():
     assert jh["load_roles"][0]["services"] == [ADMIN_SERVICE]
     assert s["Authenticator"]["admin_users"] == {"trainer1"}
     assert s["Authenticator"]["allowed_users"] == {"learner1", "learner2", "learner3", "researcher1"}
-    assert s["AIFSlurmSpawner"]["site_file"] == "/srv/aifw/state/site.yaml"
+    assert s["AIFSlurmSpawner"] == {"site": site}  # the one route from the site to the spawner
+    assert s["AIFSlurmSpawner"]["site"] is site
+
+
+def test_the_site_authenticator_is_what_reaches_the_hub():
+    site = load_site(example_site_path("sandbox"))
+    assert site.hub.authenticator == "pam"
+    c = Config()
+    apply_settings(c, build_settings(site, home="/x"))
+    assert c.JupyterHub.authenticator_class == "pam"
+    assert c.PAMAuthenticator.open_sessions is False
+
+
+def test_every_authenticator_the_site_file_accepts_is_a_jupyterhub_authenticator():
+    accepted = set(typing.get_args(HubSettings.model_fields["authenticator"].annotation))
+    assert accepted == set(AUTHENTICATORS)
+    installed = {ep.name: ep for ep in entry_points(group="jupyterhub.authenticators")}
+    for name, (entry_point, sections) in AUTHENTICATORS.items():
+        cls = installed[entry_point].load()
+        assert set(sections) <= {k.__name__ for k in cls.__mro__}, f"{name}: settings for another class"
 
 
 def test_no_admin_service_without_a_token():
@@ -59,11 +84,44 @@ def test_config_file_refuses_a_wrong_site_file_naming_the_key(tmp_path):
     data["partitions"][0]["max_cpus"] = 0
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(data))
-    config = importlib.resources.files("aifw.hub_config") / "jupyterhub_config.py"
-    code = f"c = None\ndef get_config(): return None\nexec(open({str(config)!r}).read())"
+    code = f"c = None\ndef get_config(): return None\nexec(open({str(CONFIG_FILE)!r}).read())"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"AIFW_SITE": str(bad), "PATH": "/usr/bin:/bin"})
     assert p.returncode == 2
     assert "cannot start the hub" in p.stderr and "partitions[0] (cpu).max_cpus" in p.stderr
+
+
+def _run_config_file(prelude: str) -> subprocess.CompletedProcess:
+    """Execute jupyterhub_config.py as JupyterHub would (get_config() gives the Config it fills), after
+    `prelude`; prints the settings it made. Starts nothing."""
+    code = "\n".join([
+        "from traitlets.config import Config",
+        "_c = Config()",
+        "def get_config(): return _c",
+        prelude,
+        f"exec(open({str(CONFIG_FILE)!r}).read())",
+        "print('spawner:', sorted(_c.AIFSlurmSpawner), 'authenticator:', _c.JupyterHub.authenticator_class)",
+    ])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"AIFW_SITE": str(example_site_path("sandbox")), "PATH": "/usr/bin:/bin",
+                               "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+
+
+def test_config_file_sets_the_site_on_the_spawner_and_the_authenticator():
+    p = _run_config_file("")
+    assert p.returncode == 0, p.stderr
+    assert "spawner: ['site'] authenticator: pam" in p.stdout
+
+
+def test_config_file_refuses_a_batchspawner_setting_from_the_command_line_naming_its_replacement():
+    # JupyterHub parses its command line before it loads the config file.
+    p = _run_config_file(
+        "from jupyterhub.app import JupyterHub\n"
+        "JupyterHub.instance().parse_command_line(['--SlurmSpawner.req_partition=gpu', '--BatchSpawnerBase.exec_prefix=sudo'])"
+    )
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "cannot start the hub" in p.stderr
+    assert "c.SlurmSpawner.req_partition: use site `partitions[]`" in p.stderr
+    assert "c.BatchSpawnerBase.exec_prefix: use site `slurm.exec_prefix`" in p.stderr
 
 
 def test_each_course_becomes_a_trainers_and_a_learners_group():

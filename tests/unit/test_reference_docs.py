@@ -22,3 +22,11 @@ def test_course_catalogue_doc_matches_the_course_files():
 
     doc = DOC.with_name("catalogue.md")
     assert doc.read_text() == catalogue_markdown(), "docs/catalogue.md is stale: run `aifw courses catalogue > docs/catalogue.md`"
+
+
+def test_every_refused_spawner_setting_is_documented_with_what_replaces_it():
+    from aifw.spawners.replaced import REPLACED
+
+    rows = [line for line in DOC.read_text().splitlines() if line.startswith("| `")]
+    for key, instead in REPLACED.items():
+        assert f"| `{key}` | {instead} |" in rows, f"{key} is refused but not documented"

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from aifw.site import example_site_path, load_site
 from aifw.slurm import PartitionInfo
-from aifw.spawners.request import OPTION_KEYS, OptionsError, form_to_options, validate_options
+from aifw.spawners.request import OPTION_KEYS, OptionsError, form_to_options, request_from_state, validate_options
 
 SITE = load_site(example_site_path("sandbox"))
 LUMI = load_site(example_site_path("lumi-like"))
@@ -25,7 +25,7 @@ def test_defaults_come_from_the_site():
 
 def test_a_full_valid_request():
     r = validate_options({"partition": "gpu", "cpus": 2, "memory_gb": 4, "gpus": 2, "runtime_minutes": 120}, SITE, LIVE)
-    assert r.gpus == 2 and r.gpu_hours == 4.0
+    assert (r.partition, r.cpus, r.memory_gb, r.gpus, r.runtime_minutes, r.gpu_type) == ("gpu", 2, 4, 2, 120, None)
 
 
 @pytest.mark.parametrize(
@@ -96,12 +96,49 @@ def test_hidden_partitions_and_required_accounts_on_a_real_site():
     assert r.account == "project_465000001" and r.reservation == "aif-training-2026"
 
 
-def test_form_data_numbers_arrive_as_strings():
-    opts = form_to_options({"partition": ["gpu"], "gpus": ["1"], "cpus": [""], "_xsrf": ["t"]})
-    assert opts == {"partition": "gpu", "gpus": "1"}
-    assert validate_options(opts, SITE, LIVE, from_form=True).gpus == 1
-    with pytest.raises(OptionsError, match="gpus must be a whole number"):
-        validate_options({"gpus": "1; id"}, SITE, LIVE, from_form=True)
+def test_form_data_is_parsed_to_typed_values_once():
+    opts = form_to_options({"partition": ["gpu"], "gpus": ["1"], "runtime_minutes": [" 45 "], "cpus": [""], "_xsrf": ["t"]})
+    assert opts == {"partition": "gpu", "gpus": 1, "runtime_minutes": 45}
+    assert validate_options(opts, SITE, LIVE).gpus == 1
+    hostile = form_to_options({"gpus": ["1; id"], "cpus": ["2.5"], "evil": ["$(id)"]})
+    assert hostile == {"gpus": "1; id", "cpus": "2.5", "evil": "$(id)"}  # kept as text: validation says why
+    with pytest.raises(OptionsError) as err:
+        validate_options(hostile, SITE, LIVE)
+    assert err.value.problems == [
+        "unknown option(s) 'evil'; allowed: partition, cpus, memory_gb, gpus, runtime_minutes, account, reservation, environment",
+        "cpus must be a whole number, not '2.5'",
+        "gpus must be a whole number, not '1; id'",
+    ]
+
+
+def test_digit_strings_are_numbers_only_from_the_form():
+    # REST user_options are JSON: a number is a number there.
+    with pytest.raises(OptionsError, match="gpus must be a whole number, not '1'"):
+        validate_options({"partition": "gpu", "gpus": "1"}, SITE, LIVE)
+
+
+# -- the spawner's state, read back after a hub restart ------------------------------------------------
+def test_a_stored_request_comes_back_as_it_was():
+    r = validate_options({"partition": "gpu", "gpus": 2, "cpus": 3, "runtime_minutes": 90}, SITE, LIVE)
+    assert request_from_state(r.as_user_options(), SITE) == r
+
+
+def test_a_stored_account_from_the_users_associations_comes_back():
+    r = validate_options({"account": "proj-mine"}, SITE, LIVE, user_accounts=["proj-mine"])
+    assert request_from_state(r.as_user_options(), SITE).account == "proj-mine"
+
+
+@pytest.mark.parametrize("stored, message", [
+    ({"partition": "cpu", "account": "a;id"}, "account 'a;id' is not offered"),
+    ({"partition": "cpu\n#SBATCH --uid=0"}, "is not offered here"),
+    ({"partition": "gpu", "gpus": 3}, "allows at most 2 GPUs per node; you asked for 3"),
+    ({"partition": "cpu", "cmd": ["/bin/sh"]}, "unknown option(s) 'cmd'"),
+    (["cpu"], "the stored request is not a mapping"),
+])
+def test_a_stored_request_that_no_longer_fits_or_was_tampered_with_is_refused(stored, message):
+    with pytest.raises(OptionsError) as err:
+        request_from_state(stored, SITE)
+    assert message in str(err.value)
 
 
 # -- properties over the boundary -----------------------------------------------------------------

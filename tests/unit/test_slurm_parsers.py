@@ -118,3 +118,15 @@ def test_job_ids_are_each_job_once_and_nothing_else():
     assert parse_job_ids("") == []
     with pytest.raises(SlurmRejected, match="where a job id belongs"):
         parse_job_ids("41\n42_[1-3]\n")
+
+
+def test_a_given_environment_is_the_commands_whole_environment(monkeypatch):
+    # sbatch exports its environment into the job: the hub's own secrets must not ride along.
+    from aifw.slurm import SlurmClient
+
+    monkeypatch.setenv("AIFW_ADMIN_TOKEN", "hub-secret")
+    client = SlurmClient(bin_dir="/usr/bin", conf="/etc/slurm/test.conf")
+    given = client.run_sync("env", [], env={"JUPYTERHUB_USER": "learner1"}).stdout.splitlines()
+    assert sorted(given) == ["JUPYTERHUB_USER=learner1", "SLURM_CONF=/etc/slurm/test.conf"]
+    inherited = client.run_sync("env", []).stdout.splitlines()
+    assert "AIFW_ADMIN_TOKEN=hub-secret" in inherited and "SLURM_CONF=/etc/slurm/test.conf" in inherited

@@ -78,13 +78,14 @@ class SlurmClient:
                    exec_prefix=tuple(slurm.exec_prefix))
 
     # -- running ------------------------------------------------------------------------------
-    def _env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        env = dict(os.environ)
-        if extra:
-            env.update(extra)
+    def _env(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """A command's environment: `env` as it is when given (for sbatch it becomes the job's environment,
+        so nothing of the caller's process, such as the hub's own tokens, reaches a job), else the caller's;
+        SLURM_CONF from `conf` in both cases."""
+        out = dict(os.environ if env is None else env)
         if self.conf:
-            env["SLURM_CONF"] = self.conf
-        return env
+            out["SLURM_CONF"] = self.conf
+        return out
 
     def _argv(self, command: str, args: Sequence[str], as_user: str | None) -> list[str]:
         if self.bin_dir:
@@ -141,7 +142,8 @@ class SlurmClient:
 
     # -- jobs ---------------------------------------------------------------------------------
     async def submit(self, script: str, *, user: str | None = None, env: Mapping[str, str] | None = None) -> str:
-        """Submit a batch script (on stdin), as `user` when given; returns the job id."""
+        """Submit a batch script (on stdin), as `user` when given; returns the job id. `env`: the job's whole
+        environment (sbatch exports it); None: the caller's."""
         result = await self.run("sbatch", ["--parsable"], as_user=user, stdin=script, env=env)
         return parse_sbatch_job_id(result.stdout)
 
