@@ -87,3 +87,26 @@ print(json.dumps([post({'port': 9999}), post({'ip': '10.0.0.1'}), post({'cmd': [
     assert server["ready"] and ":9999" not in json.dumps(server)
     # The session still works afterwards.
     assert hub.run_code(name, token, "print(6 * 7)").strip() == "42"
+
+
+def test_the_spawn_form_starts_what_it_says_and_a_bad_form_is_shown_again_with_the_reason(stack, hub):
+    name = stack.learners()[1]
+    session = hub.login(name)
+    xsrf = session.cookies.get("_xsrf")
+    bad = session.post(f"{stack.hub_url}/hub/spawn", data={"partition": "gpu", "gpus": "4", "cpus": "1; id", "_xsrf": xsrf},
+                       timeout=60)
+    assert bad.status_code == 400
+    assert "cpus must be a whole number, not &#39;1; id&#39;; partition gpu allows at most 2 GPUs per node; you asked for 4" in bad.text
+    assert 'id="aifw-partition-gpu"' in bad.text  # the form again, to correct it
+    assert stack.squeue(name) == [] and not hub.user_model(name)["servers"]
+    form = {"partition": "debug", "cpus": "2", "memory_gb": "1", "gpus": "0", "runtime_minutes": "20",
+            "environment": "default", "account": "", "reservation": "", "_xsrf": xsrf}
+    r = session.post(f"{stack.hub_url}/hub/spawn", data=form, timeout=60, allow_redirects=False)
+    hub.started.add(name)
+    assert r.status_code == 302, r.text
+    server = hub.wait_ready(name)
+    assert server["user_options"] == {"partition": "debug", "cpus": 2, "memory_gb": 1, "gpus": 0, "runtime_minutes": 20,
+                                      "account": "", "reservation": "", "environment": "default"}
+    [job] = stack.squeue(name)
+    assert job["partition"] == "debug" and job["state"] == "RUNNING"
+    assert stack.slurm("squeue", "-h", "-j", job["id"], "-o", "%C|%l").strip() == "2|20:00"
