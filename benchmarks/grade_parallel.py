@@ -25,7 +25,7 @@ from pathlib import Path
 from aifw.courses.catalogue import load_catalogue
 from aifw.courses.nbgrader_tools import nbgrader_api
 from aifw.courses.submissions import build_submissions
-from aifw.grading.gradebook import cell_scores
+from aifw.gradebook import cell_scores
 from aifw.grading.plan import GradeOptions
 from aifw.grading.run import grade
 from aifw.grading.rundir import Limits

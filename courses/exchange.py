@@ -44,7 +44,7 @@ Why this holds with plain unix permissions (no ACLs):
 - *Other courses see nothing*: ``<root>/C`` has no permission bits for others.
 - *Nothing is o+w*: no mode above has it, and these classes never chmod anything to it.
 
-The per-learner folders are made by root when the course is provisioned (``aifw.sandbox.courses``);
+The per-learner folders are made by root when the course is provisioned (``aifw.sandbox.provisioning``);
 a learner without one is told to ask the course's admin. Collecting trusts no learner-made name:
 only real directories owned by the learner whose folder they are in are collected, and symlinks, FIFOs
 and devices inside a submission are skipped (a submission cannot point the grader at the source).

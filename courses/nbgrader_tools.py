@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
+from aifw import gradebook
+
 from . import cells as nbcells
 
 if TYPE_CHECKING:
@@ -172,22 +174,15 @@ def _cell_errors(cell: dict) -> tuple[str, ...]:
     return tuple(out)
 
 
-def read_results(root: Path, module_id: str, student: str, notebook: str, source_nb: dict,
-                 db_url: str) -> tuple[list[CellResult], bool]:
-    """Per cell of one autograded notebook: score (from the gradebook) and errors (from the outputs);
-    and whether the autograded notebook exists."""
-    from nbgrader.api import Gradebook, MissingEntry
-
+def read_results(root: Path, module_id: str, student: str, notebook: str,
+                 source_nb: dict) -> tuple[list[CellResult], bool]:
+    """Per cell of one autograded notebook: score (from the gradebook, `aifw.gradebook`) and errors (from
+    the outputs); and whether the autograded notebook exists."""
     stem = Path(notebook).stem
-    scores: dict[str, tuple[float | None, float]] = {}
-    with Gradebook(db_url) as gb:
-        try:
-            sub = gb.find_submission_notebook(stem, module_id, student)
-        except MissingEntry:
-            sub = None
-        if sub is not None:
-            for g in sub.grades:
-                scores[g.name] = (g.score if not g.needs_manual_grade else None, g.max_score)
+    scores: dict[str, tuple[float | None, float]] = {
+        r.cell: (r.score if not r.needs_manual_grade else None, r.max_score)
+        for r in gradebook.cell_scores(Path(root), module_id, [student]) if r.notebook == stem
+    }
     graded_path = Path(root) / "autograded" / student / module_id / notebook
     graded = nbcells.read_notebook(graded_path) if graded_path.exists() else {"cells": []}
     kinds = {c.grade_id: c.kind for c in nbcells.cells(source_nb) if c.grade_id}

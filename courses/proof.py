@@ -235,7 +235,6 @@ def _prove_in(root: Path, course: Course, module_id: str, options: ProofOptions,
     module = course.module(module_id)
     copy_sources(course, [module_id], root)
     api = nbgrader_api(root, cell_timeout=options.cell_timeout, kill_kernels=options.dask_backend == "local")
-    db_url = api.coursedir.db_url
 
     # ---- release
     try:
@@ -275,7 +274,7 @@ def _prove_in(root: Path, course: Course, module_id: str, options: ProofOptions,
 
     results = {
         sub.student: {
-            n: read_results(root, module_id, sub.student, n, sources[n], db_url)[0] for n in sub.notebooks
+            n: read_results(root, module_id, sub.student, n, sources[n])[0] for n in sub.notebooks
         }
         for sub in subs
     }

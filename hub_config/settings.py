@@ -85,10 +85,10 @@ def formgrader_service_name(course_id: str) -> str:
 
 
 # The nbgrader server extensions a formgrader service runs (learners' sessions have these off, see
-# aifw.sandbox.courses); the command line wins over the config files that turn them off.
+# aifw.sandbox.jupyter_config); the command line wins over the config files that turn them off.
 FORMGRADER_SERVER_EXTENSIONS = ("nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list")
 # A Jupyter config folder of the formgrader services only (JUPYTER_CONFIG_PATH, which wins over the venv's
-# config): its labconfig turns nbgrader's trainer plugins back on (written by aifw.sandbox.courses).
+# config): its labconfig turns nbgrader's trainer plugins back on (written by aifw.sandbox.jupyter_config).
 FORMGRADER_CONFIG_DIR = ("etc", "aifw-formgrader")
 
 

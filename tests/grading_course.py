@@ -97,8 +97,8 @@ def copy_course(src: Path, dest: Path) -> Path:
 
 
 def grades(course_dir: Path) -> dict[tuple[str, str], tuple[float | None, float]]:
-    """(student, grade cell) -> (score, max score), read from the gradebook (aifw.grading.gradebook)."""
-    from aifw.grading.gradebook import cell_scores
+    """(student, grade cell) -> (score, max score), read from the gradebook (aifw.gradebook)."""
+    from aifw.gradebook import cell_scores
 
     return {(r.student, r.cell): (r.score, r.max_score) for r in cell_scores(course_dir, ASSIGNMENT)}
 

@@ -67,7 +67,7 @@ def test_learner_submits_in_lab_and_trainer_sees_the_grade_in_the_formgrader(sta
                           "--student", LEARNER, "--force", "--local", "1", "--no-feedback"],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    from aifw.grading.gradebook import submission_scores
+    from aifw.gradebook import submission_scores
 
     score, max_score = submission_scores(course_dir, MODULE, [LEARNER])[LEARNER]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import grading_course as gc
-from aifw.grading import gradebook
+from aifw import gradebook
 from aifw.grading.plan import GradeError, assignment_notebooks
 
 

@@ -229,7 +229,7 @@ def test_printed_points_change_nothing(graded):
 
 
 def test_the_gradebook_holds_one_submission_per_student(graded):
-    from aifw.grading.gradebook import submission_scores
+    from aifw.gradebook import submission_scores
 
     scores = submission_scores(graded["course"], gc.ASSIGNMENT)
     assert sorted(scores) == sorted(graded["summary"])

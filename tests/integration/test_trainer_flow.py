@@ -96,7 +96,7 @@ def flow(stack):
 
 def _grades(course_dir: Path) -> dict:
     """(learner, notebook, grade cell) -> (automatic score, max score) of both learners."""
-    from aifw.grading.gradebook import cell_scores
+    from aifw.gradebook import cell_scores
 
     rows = cell_scores(course_dir, MODULE, (RIGHT, WRONG))
     assert {r.student for r in rows} == {RIGHT, WRONG}, "a learner's submission is not in the gradebook"

@@ -14,8 +14,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from aifw.grading import gradebook, jail
-from aifw.grading.gradebook import CellScore
+from aifw import gradebook
+from aifw.grading import jail
+from aifw.gradebook import CellScore
 from aifw.grading.merge import ResultMismatch, UseExecuted
 from aifw.grading.plan import GradeError, GradeOptions, assignment_notebooks, check_id, find_submissions, job_minutes
 from aifw.grading.report import exercise_summary, plot_png, summary_line, totals

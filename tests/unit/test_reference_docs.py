@@ -21,7 +21,8 @@ def test_course_catalogue_doc_matches_the_course_files():
     from aifw.courses.publish import catalogue_markdown
 
     doc = DOC.with_name("catalogue.md")
-    assert doc.read_text() == catalogue_markdown(), "docs/catalogue.md is stale: run `aifw courses catalogue > docs/catalogue.md`"
+    assert doc.read_text() == catalogue_markdown(DOC.parents[1] / "courses"), (
+        "docs/catalogue.md is stale: run `aifw courses catalogue --root courses > docs/catalogue.md`")
 
 
 def test_every_refused_spawner_setting_is_documented_with_what_replaces_it():

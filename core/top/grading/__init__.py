@@ -31,6 +31,6 @@ Rooms, from the top (a room imports only rooms below it, and `aifw.slurm`, `aifw
 - `worker`: one worker process; `kernel` and `jail`: the sandbox of one submission; `sanitize`:
   nbgrader's sanitize step plus restored cell flags.
 - `rundir`: the run directory's layout (`RunDir`) and its records (`RunSpec`, `Limits`, `Status`).
-- `gradebook`: the one reader of nbgrader gradebooks (read-only, through nbgrader's own Gradebook), used
-  by plan, merge, report, the benchmark and the tests.
+Every read of a gradebook goes through `aifw.gradebook` (ground floor: read-only, through nbgrader's own
+Gradebook), as every Slurm call goes through `aifw.slurm`.
 """

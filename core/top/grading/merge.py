@@ -104,7 +104,7 @@ class Merger:
         return bool(self.api.generate_feedback(self.assignment, student, force=True).get("success"))
 
     def scores(self, students: list[str]) -> dict[str, tuple[float, float]]:
-        from .gradebook import submission_scores
+        from aifw.gradebook import submission_scores
 
         return submission_scores(self.course_dir, self.assignment, students)
 

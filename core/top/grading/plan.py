@@ -1,7 +1,7 @@
 """Planning an `aifw grade` run: what to grade (`GradeOptions` -> `Plan`) and the snapshot of it in a new
 run directory (`prepare_run`), plus the time each Slurm array task asks for (`job_minutes`).
 
-Reads the course directory (the gradebook through `aifw.grading.gradebook`, the collected submissions);
+Reads the course directory (the gradebook through `aifw.gradebook`, the collected submissions);
 writes only the new run directory. Starts nothing.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aifw.names import NBGRADER_ID, matches
 
-from . import gradebook
+from aifw import gradebook
 from .rundir import Limits, RunDir, RunSpec
 
 

@@ -19,7 +19,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .gradebook import CellScore, cell_scores, export_csv
+from aifw.gradebook import CellScore, cell_scores, export_csv
 
 
 STATES = ("graded", "timed_out", "failed", "not_run")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from aifw import gradebook
 from aifw.site import CourseEntry, Site
 
 from .accounts import primary_group
@@ -54,15 +54,11 @@ def gradebook_assignments(db: Path, dir_fd: int | None = None) -> frozenset[str]
     if st.st_size == 0:
         return frozenset()  # an empty file is an empty SQLite database: nbgrader makes its tables
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            return frozenset(row[0] for row in con.execute("SELECT name FROM assignment"))
-        finally:
-            con.close()
-    except sqlite3.Error as err:
+        return frozenset(gradebook.assignments(db))
+    except gradebook.GradebookError as err:
         raise SandboxError(
-            f"the gradebook {db} cannot be read ({err}); nothing of this course was changed. Restore it from "
-            "a backup, or, if its grades may be lost, move it away to have every module generated into a new one."
+            f"{err}; nothing of this course was changed. Restore it from a backup, or, if its grades may be "
+            "lost, move it away to have every module generated into a new one."
         ) from None
 
 

@@ -1,5 +1,6 @@
-"""The one reader of nbgrader gradebooks: what the grading run, the merge, the reports, the benchmark and
-the tests need to know from a ``gradebook.db``, read through nbgrader's own `nbgrader.api.Gradebook`.
+"""The one reader of nbgrader gradebooks: what the grading run, the merge, the reports, the course proof,
+the sandbox's provisioning, the benchmark and the tests need to know from a ``gradebook.db``, read through
+nbgrader's own `nbgrader.api.Gradebook`. Ground floor, beside `aifw.slurm`: one layer per outside system.
 
 Every read opens the file read-only (SQLite ``mode=ro``): opening nbgrader's Gradebook the usual way
 writes (it adds a course row, and creates an empty gradebook where there was none), which a read by root,
@@ -7,7 +8,9 @@ say, must not do. A missing gradebook is an error (`NoGradebook`), never an empt
 here is `snapshot`: a consistent copy (SQLite's backup) for a grading run, even while the formgrader
 writes.
 
-Writes are nbgrader's (``autograde`` in `aifw.grading.merge`). Imports nothing of `aifw`.
+A gradebook that exists but cannot be read (not SQLite, no nbgrader tables) is `GradebookError`, whose
+message names the file. Writes are nbgrader's (``autograde`` in `aifw.grading.merge`). Imports nothing
+of `aifw`.
 """
 from __future__ import annotations
 
@@ -62,17 +65,29 @@ def read_only(where: Path) -> Iterator[Gradebook]:
     """nbgrader's Gradebook on a course directory's (or a file's) gradebook, opened read-only."""
     from nbgrader.api import Gradebook  # noqa: F811 - the type above, the class here
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     path = _existing(where)
     url = f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true"
     with warnings.catch_warnings():
         # nbgrader's models trip SQLAlchemy 2 warnings: noise in a trainer's terminal
         warnings.filterwarnings("ignore", module=r"nbgrader\.api")
         warnings.filterwarnings("ignore", module=r"sqlalchemy")
-        gb = Gradebook(url, course_id="")  # "": look up no course row, add none
+        try:
+            gb = Gradebook(url, course_id="")  # "": look up no course row, add none
+        except SQLAlchemyError as err:
+            raise GradebookError(f"the gradebook {path} cannot be read ({_reason(err)})") from None
         try:
             yield gb
+        except SQLAlchemyError as err:
+            raise GradebookError(f"the gradebook {path} cannot be read ({_reason(err)})") from None
         finally:
             gb.close()
+
+
+def _reason(err: Exception) -> str:
+    orig = getattr(err, "orig", None)
+    return str(orig or err).splitlines()[0]
 
 
 def snapshot(where: Path, dest: Path) -> None:
