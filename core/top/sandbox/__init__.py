@@ -15,6 +15,7 @@ Rooms, each with one job (arrows point down the list; `processes` is used by all
 - `directories`    directories made and fixed by root without following symlinks
 - `accounts`       unix users and groups: demo users, graders, group members
 - `sandbox_json`   sandbox.json (hub URL, admin token, demo passwords)
+- `jsonfiles`      small JSON files read strictly (damaged is an error, not empty)
 - `slurm_daemons`  slurm.conf written, slurmctld/slurmd started and stopped, all jobs cancelled
 - `munge`          munged checked, started, stopped by the stack that started it
 - `layout`         the paths under AIFW_HOME (Stack), the effective site, make_stack

@@ -11,7 +11,7 @@ from pathlib import Path
 from aifw.hub_config.settings import FORMGRADER_CONFIG_DIR
 from aifw.site import Site
 
-from .processes import SandboxError
+from .jsonfiles import read_json_object
 
 # Plugins of nbgrader's JupyterLab extension and its server extensions that are for trainers only: they
 # are off in every learner session and on in the formgrader services.
@@ -57,20 +57,8 @@ def formgrader_page_config() -> dict:
 def read_page_config(page: Path) -> dict:
     """The sessions' page_config.json as it is ({} when there is none). One that is no JSON object is an
     error: rewriting it would drop whatever else it disables."""
-    try:
-        text = page.read_text()
-    except FileNotFoundError:
-        return {}
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        data, problem = None, str(err)
-    else:
-        problem = "it is no JSON object"
-    if not isinstance(data, dict):
-        raise SandboxError(f"{page} is damaged ({problem}). Repair it, or remove it to have it written anew "
-                           "(it then disables only nbgrader's trainer plugins).")
-    return data
+    return read_json_object(page, "Repair it, or remove it to have it written anew (it then disables only "
+                                  "nbgrader's trainer plugins).")
 
 
 def write_jupyter_config(site: Site, venv: Path) -> bool:

@@ -6,29 +6,14 @@ import json
 import os
 
 from .layout import Stack
-from .processes import SandboxError
+from .jsonfiles import read_json_object
 
 
 def load_sandbox_json(stack: Stack) -> dict:
     """The record of the last `up`; {} when there is none yet. A record that cannot be read is an error
     (reading it as empty would hand out new passwords and a new admin token)."""
-    path = stack.sandbox_json
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return {}
-    except OSError as err:
-        raise SandboxError(f"cannot read {path}: {err.strerror}") from None
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        data, problem = None, str(err)
-    else:
-        problem = "it is no JSON object"
-    if not isinstance(data, dict):
-        raise SandboxError(f"{path} is damaged ({problem}). Repair it, or move it away to have `aifw sandbox up` "
-                           "write a new one (with new demo passwords and a new admin token).")
-    return data
+    return read_json_object(stack.sandbox_json, "Repair it, or move it away to have `aifw sandbox up` write a "
+                                                 "new one (with new demo passwords and a new admin token).")
 
 
 def write_sandbox_json(stack: Stack, data: dict) -> None:
