@@ -244,3 +244,47 @@ def test_reports_and_feedback_are_written(graded):
     assert rows[0].startswith("notebook,cell,max_score,mean_score,success_rate")
     assert (graded["course"] / "feedback" / "good" / gc.ASSIGNMENT / f"{gc.NOTEBOOK}.html").is_file()
     assert (reports / "logs" / "loop.log").is_file()
+
+
+def _sandbox_processes(uid_floor: int = 2_000_000) -> list[int]:
+    """Pids of processes running as a throwaway grading uid (the default sandbox_uid_base and above)."""
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and (_uid_of(p) or 0) >= uid_floor]
+
+
+def test_stopping_a_run_leaves_no_submission_code_running():
+    """Ctrl-C on `aifw grade`: the orchestrator stops its workers (SIGTERM), and each worker cleans up the
+    sandbox of the submission in hand: neither its kernel nor a process it started on its own (which the
+    kernel's parent poller would leave behind) outlives the run."""
+    import signal
+    import time
+
+    assert _sandbox_processes() == [], "a sandboxed process of an earlier test still runs"
+    base = Path(tempfile.mkdtemp(prefix="aifw-grade-stop-"))  # the sandbox uid must traverse it
+    base.chmod(0o711)
+    course = gc.make_course(base / "course")
+    gc.submit(course, "napper", gc.answer(course, squares=(
+        "import subprocess, time\nsubprocess.Popen(['/bin/sleep', '600'], start_new_session=True)\ntime.sleep(600)")))
+    aifw = Path(os.sys.executable).parent / "aifw"
+    proc = subprocess.Popen(
+        [str(aifw), "grade", "aif-foundations", gc.ASSIGNMENT, "--course-dir", str(course), "--runs-dir",
+         str(base / "runs"), "--local", "1", "--cell-timeout", "600", "--timeout", "900"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_sandbox_processes()) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it was stopped:\n{proc.communicate()[0][-3000:]}")
+        assert len(_sandbox_processes()) >= 2, "the kernel and its sleep never ran as a throwaway uid"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(base, ignore_errors=True)
+    assert proc.returncode == 130, out
+    assert "interrupted" in out and "the workers were stopped" in out
+    deadline = time.monotonic() + 15
+    while _sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _sandbox_processes() == [], "the submission's code outlived the run"

@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import threading
@@ -191,7 +192,15 @@ def run_worker(run: RunDir, name: str) -> int:
     return 0
 
 
+def _stop_on_sigterm(signum, _frame) -> None:
+    """SIGTERM (the orchestrator stopping local workers, scancel on a Slurm task) unwinds the worker like
+    an exception, so that the sandbox of the submission in hand is cleaned up (its uid's processes
+    killed) before the process ends."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     p = argparse.ArgumentParser(prog="python -m aifw.grading.worker")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--name", default=None)
