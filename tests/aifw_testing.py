@@ -219,3 +219,28 @@ def assert_denied(user: str, argv: list[str], **kw) -> None:
     out = p.stdout + p.stderr
     assert p.returncode != 0, f"{user} could run {argv}: {out[:500]}"
     assert "Permission denied" in out or "Operation not permitted" in out, f"{argv} failed otherwise: {out[:500]}"
+
+
+def run_coroutine(coro, timeout_s: float = 60):
+    """Run a coroutine to its end in a thread of its own and return its result (or raise its error).
+    A thread of its own: the test session may already run an event loop in this thread (Playwright's
+    sync API does, once a browser test has run), where asyncio.run() refuses to start."""
+    import asyncio
+    import threading
+
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = asyncio.run(coro)
+        except BaseException as err:  # noqa: BLE001 - handed back to the caller
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise TimeoutError(f"the coroutine did not finish within {timeout_s} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -2,7 +2,6 @@
 spawner is built from a traitlets Config as JupyterHub builds it, with its Slurm client stubbed."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from types import SimpleNamespace
 
@@ -17,6 +16,7 @@ from aifw.slurm import PartitionInfo
 from aifw.spawners.replaced import REPLACED, ReplacedSettings, replaced_in
 from aifw.spawners.request import SessionRequest
 from aifw.spawners.spawner import AIFSlurmSpawner
+from aifw_testing import run_coroutine
 
 SITE = load_site(example_site_path("sandbox"))
 LIVE = {name: PartitionInfo(name, cpus_per_node=16, memory_mb_per_node=16000, gpus_per_node=2, max_time_minutes=480)
@@ -117,7 +117,7 @@ class Counting:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    return run_coroutine(coro)
 
 
 def test_form_options_are_validated_once_and_reach_the_spawner_as_that_request():
