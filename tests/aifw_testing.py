@@ -244,3 +244,26 @@ def run_coroutine(coro, timeout_s: float = 60):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def new_gradebook(path):
+    """A new nbgrader gradebook at `path`, opened with nbgrader's own API (no nbgrader app runs): a
+    context manager giving the Gradebook, closed (and committed) at the end of the block."""
+    import contextlib
+    import sqlite3
+    import warnings
+
+    from nbgrader.api import Gradebook
+
+    @contextlib.contextmanager
+    def opened():
+        con = sqlite3.connect(path)  # with this table nbgrader skips its `alembic heads` subprocess
+        con.execute("create table alembic_version (version_num varchar(32) not null)")
+        con.commit()
+        con.close()
+        with warnings.catch_warnings(), Gradebook(f"sqlite:///{path}") as gb:
+            warnings.simplefilter("ignore")  # nbgrader's models trip SQLAlchemy 2 warnings
+            yield gb
+            gb.db.commit()
+
+    return opened()

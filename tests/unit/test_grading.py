@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sqlite3
-import warnings
 from pathlib import Path
 
 import nbformat
@@ -471,17 +469,11 @@ def test_the_command_line_says_which_job_still_runs(monkeypatch, capsys):
 def book(tmp_path) -> Path:
     """A course directory whose gradebook is made with nbgrader's API (no nbgrader app runs): assignments
     a1 (notebook nb: cells t1 2 points, t2 3 points; alice and bob submitted) and a2 (nothing)."""
-    from nbgrader.api import Gradebook
+    from aifw_testing import new_gradebook
 
     course = tmp_path / "course"
     course.mkdir()
-    db = course / "gradebook.db"
-    con = sqlite3.connect(db)  # with this table nbgrader skips its `alembic heads` subprocess
-    con.execute("create table alembic_version (version_num varchar(32) not null)")
-    con.commit()
-    con.close()
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{db}") as gb:
-        warnings.simplefilter("ignore")  # nbgrader's models trip SQLAlchemy 2 warnings
+    with new_gradebook(course / "gradebook.db") as gb:
         gb.add_assignment("a1")
         gb.add_assignment("a2")
         gb.add_notebook("nb", "a1")
@@ -494,7 +486,6 @@ def book(tmp_path) -> Path:
             gb.find_grade("t2", "nb", "a1", student).auto_score = t2
             for cell in ("t1", "t2"):  # as nbgrader's SaveAutoGrades leaves a test cell
                 gb.find_grade(cell, "nb", "a1", student).needs_manual_grade = False
-        gb.db.commit()
     return course
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import warnings
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,9 @@ COURSE = "aif-foundations"
 
 def make_gradebook(path: Path, assignments: list[str]) -> None:
     """A real nbgrader gradebook (its API; no nbgrader app runs) holding `assignments`."""
-    from nbgrader.api import Gradebook
+    from aifw_testing import new_gradebook
 
-    con = sqlite3.connect(path)  # with this table nbgrader skips its `alembic heads` subprocess
-    con.execute("create table alembic_version (version_num varchar(32) not null)")
-    con.commit()
-    con.close()
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{path}") as gb:
-        warnings.simplefilter("ignore")  # nbgrader's models trip SQLAlchemy 2 warnings
+    with new_gradebook(path) as gb:
         for name in assignments:
             gb.add_assignment(name)
 
