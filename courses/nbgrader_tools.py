@@ -174,15 +174,19 @@ def _cell_errors(cell: dict) -> tuple[str, ...]:
     return tuple(out)
 
 
-def read_results(root: Path, module_id: str, student: str, notebook: str,
-                 source_nb: dict) -> tuple[list[CellResult], bool]:
-    """Per cell of one autograded notebook: score (from the gradebook, `aifw.gradebook`) and errors (from
-    the outputs); and whether the autograded notebook exists."""
+def read_scores(root: Path, module_id: str) -> dict[tuple[str, str, str], tuple[float | None, float]]:
+    """(student, notebook id, grade id) -> (score, max score) of every graded cell of the module, read once
+    from the gradebook (`aifw.gradebook`); a cell that waits for a manual grade has no score."""
+    return {(r.student, r.notebook, r.cell): (r.score if not r.needs_manual_grade else None, r.max_score)
+            for r in gradebook.cell_scores(Path(root), module_id)}
+
+
+def read_results(root: Path, module_id: str, student: str, notebook: str, source_nb: dict,
+                 grades: dict[tuple[str, str, str], tuple[float | None, float]]) -> tuple[list[CellResult], bool]:
+    """Per cell of one autograded notebook: score (from `grades`, see read_scores) and errors (from the
+    outputs); and whether the autograded notebook exists."""
     stem = Path(notebook).stem
-    scores: dict[str, tuple[float | None, float]] = {
-        r.cell: (r.score if not r.needs_manual_grade else None, r.max_score)
-        for r in gradebook.cell_scores(Path(root), module_id, [student]) if r.notebook == stem
-    }
+    scores = {cell: score for (who, nb, cell), score in grades.items() if who == student and nb == stem}
     graded_path = Path(root) / "autograded" / student / module_id / notebook
     graded = nbcells.read_notebook(graded_path) if graded_path.exists() else {"cells": []}
     kinds = {c.grade_id: c.kind for c in nbcells.cells(source_nb) if c.grade_id}

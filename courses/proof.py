@@ -63,6 +63,7 @@ from .nbgrader_tools import (
     log_tail,
     nbgrader_api,
     read_results,
+    read_scores,
     scan_release,
     stderr_to,
 )
@@ -272,9 +273,10 @@ def _prove_in(root: Path, course: Course, module_id: str, options: ProofOptions,
             crashed[sub.student] = log_tail(res)
         step(sub.student)
 
+    grades = read_scores(root, module_id)
     results = {
         sub.student: {
-            n: read_results(root, module_id, sub.student, n, sources[n])[0] for n in sub.notebooks
+            n: read_results(root, module_id, sub.student, n, sources[n], grades)[0] for n in sub.notebooks
         }
         for sub in subs
     }
