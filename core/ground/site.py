@@ -10,6 +10,7 @@ expected a number >= 0; got -1``. A key written twice is refused too (YAML would
 from __future__ import annotations
 
 import importlib.resources
+import ipaddress
 import os
 
 from pathlib import Path
@@ -140,21 +141,102 @@ class DemoUser(_Model):
 
 
 class SandboxNode(_Model):
-    """The sandbox's one Slurm node."""
+    """The size of each of the sandbox's compute nodes."""
 
-    cpus: int = Field(16, ge=1, le=1024, description="CPUs the one node declares (job slots, may exceed cores).")
-    memory_mb: int = Field(16000, ge=512, description="Memory (MB) the node declares to Slurm.")
-    gpus: int = Field(2, ge=0, le=16, description="Fake GPUs (character devices) advertised as GRES.")
+    cpus: int = Field(16, ge=1, le=1024, description="CPUs each node declares (job slots, may exceed cores).")
+    memory_mb: int = Field(16000, ge=512, description="Memory (MB) each node declares to Slurm.")
+    gpus: int = Field(2, ge=0, le=16, description="Fake GPUs (character devices) each node advertises as GRES.")
+
+
+#: The only addresses the sandbox may give its login node and compute nodes.
+SANDBOX_ADDRESSES = ipaddress.IPv4Network("198.18.0.0/24")
+#: Compute node i (from 1) gets the address `network + NODE_ADDRESS_OFFSET + i`; the login node `network + 1`.
+NODE_ADDRESS_OFFSET = 10
+MAX_COMPUTE_NODES = 16
 
 
 class SandboxSettings(_Model):
-    """Only for the one-machine sandbox: how to stand up the local Slurm and the demo accounts."""
+    """Only for the one-machine sandbox: how to stand up the local cluster, its accounting and the demo accounts.
 
+    In `cluster` mode the host is the login node (JupyterHub, the proxy, slurmctld, slurmdbd) and each
+    compute node is a network namespace with its own address and its own slurmd; every node shares the
+    host's filesystem, as NFS homes do. The sandbox then sets the hub to listen on the login node's
+    address (hub_ip, hub_connect_ip) and the servers on their node (singleuser_ip 0.0.0.0 inside the
+    node). `single-node` mode runs one slurmd on the host at 127.0.0.1, for machines where network
+    namespaces are not allowed (unprivileged containers)."""
+
+    mode: Literal["cluster", "single-node"] = Field("cluster", description="cluster: a login node and compute nodes in network namespaces; single-node: one node on the host at 127.0.0.1.")
+    compute_nodes: int = Field(2, ge=1, le=MAX_COMPUTE_NODES, description="Compute nodes (node1, node2, ...) in cluster mode; single-node mode has one.")
+    network: str = Field("198.18.0.0/25", description="Cluster mode: the network of the login node (its first address) and the compute nodes (node i at the 10+i-th address). Must lie in 198.18.0.0/24.")
+    netns_prefix: str = Field("aifw", pattern=r"^[a-z][a-z0-9]{0,6}$", description="Cluster mode: prefix of the namespaces (<prefix>-node1) and interfaces (<prefix>-br, <prefix>-v1) the sandbox creates and removes.")
     cluster_name: SlurmName = Field("aifw", description="Slurm ClusterName of the sandbox.")
     slurmctld_port: int = Field(6817, ge=1024, le=65535, description="Port of slurmctld.")
-    slurmd_port: int = Field(6818, ge=1024, le=65535, description="Port of slurmd.")
-    node: SandboxNode = Field(SandboxNode(), description="The one node's size.")
+    slurmd_port: int = Field(6818, ge=1024, le=65535, description="Port of slurmd (every compute node uses it, each in its own namespace).")
+    slurmdbd_port: int = Field(6819, ge=1024, le=65535, description="Port of slurmdbd (Slurm's accounting daemon), on 127.0.0.1.")
+    database_port: int = Field(6306, ge=1024, le=65535, description="Port of the sandbox's own MariaDB (slurmdbd's database), on 127.0.0.1.")
+    node: SandboxNode = Field(SandboxNode(), description="The size of each compute node.")
     demo_users: list[DemoUser] = Field([], description="Unix accounts created with generated passwords.")
+
+    @field_validator("network")
+    @classmethod
+    def _network_in_range(cls, value: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as err:
+            raise ValueError(f"expected a network like 198.18.0.0/25; {err}") from None
+        if not net.subnet_of(SANDBOX_ADDRESSES):
+            raise ValueError(f"the sandbox uses addresses in {SANDBOX_ADDRESSES} only; {net} is outside it")
+        if net.num_addresses < 2 ** 5:
+            raise ValueError(f"{net} is too small: use a /27 or larger, for the login node and {MAX_COMPUTE_NODES} nodes")
+        return str(net)
+
+    @model_validator(mode="after")
+    def _single_node_has_one(self) -> "SandboxSettings":
+        if self.mode == "single-node" and "compute_nodes" in self.model_fields_set and self.compute_nodes != 1:
+            raise ValueError("single-node mode runs one node on the host; remove compute_nodes or set mode: cluster")
+        return self
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.mode == "cluster"
+
+    @property
+    def login_address(self) -> str:
+        """The login node's (the host's) address on the cluster network; 127.0.0.1 in single-node mode."""
+        if not self.is_cluster:
+            return "127.0.0.1"
+        return str(ipaddress.IPv4Network(self.network)[1])
+
+    @property
+    def nodes(self) -> list[tuple[str, str]]:
+        """(name, address) of every compute node, in order."""
+        if not self.is_cluster:
+            return [("localhost", "127.0.0.1")]
+        net = ipaddress.IPv4Network(self.network)
+        return [(f"node{i}", str(net[NODE_ADDRESS_OFFSET + i])) for i in range(1, self.compute_nodes + 1)]
+
+
+class Qos(_Model):
+    """A Slurm QOS the site defines (e.g. a training QOS with tighter limits)."""
+
+    name: SlurmName = Field(description="QOS name (sacctmgr add qos).")
+    description: str = Field("", description="What it is for.")
+    max_gpus_per_user: int | None = Field(None, ge=0, le=4096, description="MaxTRESPerUser=gres/gpu=N (None: no limit).")
+    max_walltime_minutes: int | None = Field(None, ge=1, le=60 * 24 * 14, description="MaxWall of its jobs (None: the partition's).")
+
+
+class Project(_Model):
+    """A project: a Slurm account with its users and a GPU-hours budget."""
+
+    name: SlurmName = Field(description="Slurm account name (sacctmgr add account).")
+    description: str = Field("", description="Shown to admins; Slurm stores it lower-cased.")
+    users: list[UnixUser] = Field([], description="Members (sacctmgr add user ... Account=<name>); a user's first project is their default.")
+    gpu_hours: float | None = Field(None, ge=0, le=10_000_000, description="GPU-hours budget: GrpTRESMins=gres/gpu=<gpu_hours*60> (None: no budget).")
+    qos: list[SlurmName] = Field([], description="QOS its members may use besides 'normal' (names from the site's qos list); the first is their default QOS in this project.")
+
+    @property
+    def gpu_minutes(self) -> int | None:
+        return None if self.gpu_hours is None else round(self.gpu_hours * 60)
 
 
 class CourseEntry(_Model):
@@ -198,6 +280,8 @@ class Site(_Model):
     environments: list[Environment] = Field([Environment(name="default")], min_length=1, description="Named software environments; the first is the default.")
     courses: list[CourseEntry] = Field([], description="Courses offered on this hub, with their trainers and learners.")
     grading: GradingSettings = Field(GradingSettings(), description="How `aifw grade` runs submissions.")
+    qos: list[Qos] = Field([], description="QOS the site defines besides Slurm's 'normal' (applied with sacctmgr).")
+    projects: list[Project] = Field([], description="Projects (Slurm accounts) with their users and GPU-hour budgets (applied with sacctmgr).")
     sandbox: SandboxSettings | None = Field(None, description="Only for the one-machine sandbox (absent on a real site).")
 
     @field_validator("partitions")
@@ -226,6 +310,24 @@ class Site(_Model):
         if len(set(ids)) != len(ids):
             raise ValueError("course ids must be unique")
         return courses
+
+    @model_validator(mode="after")
+    def _projects_fit(self) -> "Site":
+        qos_names = [q.name for q in self.qos]
+        repeated = sorted({n for n in qos_names if qos_names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"qos names must be unique; repeated: {', '.join(repeated)}")
+        names = [p.name for p in self.projects]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"project names must be unique; repeated: {', '.join(repeated)}")
+        known = set(qos_names) | {"normal"}
+        for p in self.projects:
+            unknown = [q for q in p.qos if q not in known]
+            if unknown:
+                raise ValueError(f"project {p.name!r} names unknown qos {', '.join(unknown)}; define it under 'qos' "
+                                 f"(known: {', '.join(sorted(known))})")
+        return self
 
     @field_validator("environments")
     @classmethod
@@ -256,6 +358,13 @@ class Site(_Model):
     def course(self, course_id: str) -> CourseEntry | None:
         return next((c for c in self.courses if c.id == course_id), None)
 
+    def project(self, name: str) -> Project | None:
+        return next((p for p in self.projects if p.name == name), None)
+
+    def projects_of(self, user: str) -> list[str]:
+        """The projects the site file puts `user` in (Slurm's associations are the live truth)."""
+        return [p.name for p in self.projects if user in p.users]
+
     def courses_of(self, user: str) -> list[str]:
         """Ids of the courses `user` takes or teaches; a course that lists no learners is open to everyone."""
         return [c.id for c in self.courses if not c.learners or user in c.learners or user in c.trainers]
@@ -270,6 +379,8 @@ class Site(_Model):
         names = list(self.hub.admin_users) + list(self.hub.allowed_users)
         for course in self.courses:
             names += course.trainers + course.learners
+        for project in self.projects:
+            names += project.users
         if self.sandbox:
             names += [u.name for u in self.sandbox.demo_users]
         return sorted(set(names))

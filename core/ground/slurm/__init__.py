@@ -2,11 +2,12 @@
 scripts we submit. Everything else in the project calls it; nothing else runs sbatch, squeue, sinfo,
 scontrol, scancel or sacctmgr, or writes ``#SBATCH`` lines.
 
-Ground floor of the project: imports only `aifw.names`. Three rooms:
+Ground floor of the project: imports only `aifw.names`. Four rooms:
 
 - `parse`: typed records (JobInfo, NodeInfo, PartitionInfo), node and job states, time strings, and the
   pure parsers of Slurm's output;
 - `script`: the guarded batch-script builder (BatchJob + BatchScript -> text);
+- `accounting`: project budgets (GPU-hours limit, used, held by running jobs) from slurmctld's words;
 - `client`: SlurmClient, which runs the commands (argv lists, timeouts, as a user through an exec prefix).
 
 Three outcomes of every call, kept apart on purpose:
@@ -15,6 +16,7 @@ Three outcomes of every call, kept apart on purpose:
 - `SlurmUnavailable`: Slurm did not answer (controller down; `SlurmTimedOut`: not within the time limit).
   Callers treat a running job as still running: "no answer" is never "gone".
 """
+from .accounting import ProjectBudget, format_hours, parse_assoc_mgr_budgets, parse_tres_usage
 from .client import CommandResult, SlurmClient
 from .parse import (
     JOB_IDS_FORMAT,
@@ -51,6 +53,7 @@ from .parse import (
 from .script import BatchJob, BatchScript, UnsafeValue, build_batch_script
 
 __all__ = [
+    "ProjectBudget", "format_hours", "parse_assoc_mgr_budgets", "parse_tres_usage",
     "BatchJob", "BatchScript", "CommandResult", "JOB_IDS_FORMAT", "JobInfo", "NODE_FORMAT", "NODE_USABLE_STATES", "NodeInfo",
     "PENDING_STATES", "PartitionInfo", "RUNNING_STATES", "SQUEUE_JOB_FORMAT", "SlurmClient", "SlurmError",
     "SlurmNotInstalled", "SlurmRejected", "SlurmTimedOut", "SlurmUnavailable", "UnsafeValue", "build_batch_script",

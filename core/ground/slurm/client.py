@@ -14,7 +14,9 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from aifw.names import JOB_ID, matches
+from aifw.names import JOB_ID, SLURM_NAME, matches
+
+from .accounting import ProjectBudget, parse_assoc_mgr_budgets
 
 from .parse import (
     INVALID_JOB,
@@ -54,6 +56,11 @@ def _job_id(job_id: str) -> str:
     if not matches(JOB_ID, job_id):
         raise ValueError(f"not a Slurm job id: {job_id!r}")
     return job_id
+
+
+def _first_word(text: str) -> str:
+    words = text.split()
+    return words[0] if words else ""
 
 
 def _failure(command: str, returncode: int, stdout: str, stderr: str) -> SlurmError:
@@ -223,7 +230,36 @@ class SlurmClient:
             return []
         return parse_accounts(res.stdout)
 
+    async def project_budgets(self, accounts: Sequence[str]) -> dict[str, ProjectBudget]:
+        """The GPU budget of each account as slurmctld counts it now (accounts it does not know are left
+        out). Raises SlurmError when Slurm does not answer."""
+        names = [a for a in accounts if matches(SLURM_NAME, a)]
+        if not names:
+            return {}
+        res = await self.run("scontrol", ["-o", "show", "assoc_mgr", f"accounts={','.join(names)}", "flags=assoc"])
+        return parse_assoc_mgr_budgets(res.stdout)
+
+    def project_budgets_sync(self, accounts: Sequence[str]) -> dict[str, ProjectBudget]:
+        names = [a for a in accounts if matches(SLURM_NAME, a)]
+        if not names:
+            return {}
+        res = self.run_sync("scontrol", ["-o", "show", "assoc_mgr", f"accounts={','.join(names)}", "flags=assoc"])
+        return parse_assoc_mgr_budgets(res.stdout)
+
     # -- cluster ------------------------------------------------------------------------------
+    async def node_address(self, node: str) -> str:
+        """The address Slurm reaches a node at (its NodeAddr): node names need not resolve anywhere.
+        Falls back to the name when Slurm lists no such node."""
+        if not matches(SLURM_NAME, node):
+            raise ValueError(f"not a Slurm node name: {node!r}")
+        res = await self.run("sinfo", ["-h", "-N", "-n", node, "-o", "%o"])
+        return _first_word(res.stdout) or node
+
+    def node_address_sync(self, node: str) -> str:
+        if not matches(SLURM_NAME, node):
+            raise ValueError(f"not a Slurm node name: {node!r}")
+        return _first_word(self.run_sync("sinfo", ["-h", "-N", "-n", node, "-o", "%o"]).stdout) or node
+
     def nodes_sync(self, *, timeout_s: float | None = None) -> list[NodeInfo]:
         """Every (node, partition) pair as sinfo reports it now."""
         return parse_nodes(self.run_sync("sinfo", ["-N", "-h", "-o", NODE_FORMAT], timeout_s=timeout_s).stdout)
