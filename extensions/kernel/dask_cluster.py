@@ -21,9 +21,16 @@ How it decides (`backend="auto"`, the default):
    so the workers use exactly the Python environment of your notebook. A partition you name must exist
    (otherwise ``ValueError`` lists the ones that do); a partition whose nodes are all down or drained is
    reported and you get a LocalCluster instead of jobs that would wait forever.
-3. The scheduler runs inside your notebook's process and listens on ``127.0.0.1`` when every node of the
-   partition is this machine, otherwise on this node's address towards the compute nodes (dask-jobqueue
-   would otherwise bind the external address).
+3. The scheduler runs inside your notebook's process. It listens on ``127.0.0.1`` when every node of the
+   partition is this machine (single-node mode); otherwise on this machine's address towards the partition's
+   nodes, so that workers on every node reach it: the source address of a route to the first node that is
+   another machine (its ``NodeAddr`` from Slurm; a UDP ``connect`` picks it, no packet is sent). That is the
+   login node's address on the cluster network when the kernel runs there, the node's own address when it
+   runs in a session on a compute node. (dask-jobqueue would otherwise bind the address of the default
+   route, which the compute nodes may not reach.) Each worker advertises its own address towards the
+   scheduler.
+4. Which nodes the worker jobs land on is Slurm's choice: each worker is its own job, so on a partition
+   with ``LLN=YES`` (least loaded node) successive workers go to different nodes.
 
 ``backend="local"`` or ``"slurm"`` (or the environment variable ``AIFW_DASK_BACKEND``) forces a choice;
 ``"slurm"`` raises ``RuntimeError`` when Slurm does not answer instead of falling back.
@@ -229,6 +236,34 @@ def _local_names() -> set[str]:
     return {n for n in names if n}
 
 
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+        return True
+    except ValueError:
+        return False
+
+
+def _holds(address: str) -> bool:
+    """Whether ``address`` (an IP address) is on one of this machine's interfaces: a socket can bind it."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((address, 0))
+        return True
+    except OSError:
+        return False
+
+
+def _scheduler_host(node_addresses: list[str]) -> str:
+    """`pick_scheduler_host` for these nodes, from this machine's names, the node addresses it holds itself
+    (a kernel on a compute node), and its source address towards the first node that is another machine."""
+    local = _local_names() | {a for a in dict.fromkeys(node_addresses) if _is_ip(a) and _holds(a)}
+    lowered = {n.lower() for n in local}
+    remote = next((a for a in node_addresses if not _is_loopback(a) and a.lower() not in lowered), None)
+    return pick_scheduler_host(node_addresses, local, _route_address(remote) if remote else None)
+
+
 def _route_address(target: str) -> str | None:
     """This machine's source address towards ``target`` (a UDP connect sends no packet)."""
     address = None
@@ -379,11 +414,7 @@ def dask_cluster(
         part = decision.partition
         assert part is not None
         if scheduler_host is None:
-            addrs = [n.address for n in part.usable_nodes]
-            remote = next((a for a in addrs if not _is_loopback(a)), None)
-            scheduler_host = pick_scheduler_host(
-                addrs, _local_names(), _route_address(remote) if remote else None
-            )
+            scheduler_host = _scheduler_host([n.address for n in part.usable_nodes])
         cluster = SLURMCluster(
             queue=partition,  # None = the site's default partition
             account=account,

@@ -118,6 +118,34 @@ def test_pick_scheduler_host_remote_without_route_asks_for_it():
         dc.pick_scheduler_host(["10.0.0.11"], ["login1"], "127.0.0.1")
 
 
+@pytest.mark.parametrize(
+    "nodes, held, route, expected, asked",
+    [
+        # the kernel on the login node, workers on two compute nodes: the login node's cluster address
+        (["198.18.0.139", "198.18.0.140"], set(), {"198.18.0.139": "198.18.0.129"}, "198.18.0.129", ["198.18.0.139"]),
+        # the kernel in a session on node1 (it holds .139): the route towards node2 gives node1's own address
+        (["198.18.0.139", "198.18.0.140"], {"198.18.0.139"}, {"198.18.0.140": "198.18.0.139"}, "198.18.0.139",
+         ["198.18.0.140"]),
+        # every node is this machine (single-node mode, or a partition of the kernel's own node)
+        (["127.0.0.1"], set(), {}, "127.0.0.1", []),
+        (["198.18.0.139"], {"198.18.0.139"}, {}, "127.0.0.1", []),
+    ],
+)
+def test_scheduler_host_from_where_the_kernel_runs(monkeypatch, nodes, held, route, expected, asked):
+    monkeypatch.setattr(dc, "_local_names", lambda: {"node1"})  # names do not resolve: only the hostname
+    monkeypatch.setattr(dc, "_holds", lambda address: address in held)
+    seen = []
+    monkeypatch.setattr(dc, "_route_address", lambda target: seen.append(target) or route.get(target))
+    assert dc._scheduler_host(nodes) == expected
+    assert seen == asked
+
+
+def test_this_machine_holds_loopback_but_not_a_foreign_address():
+    assert dc._holds("127.0.0.1")
+    assert not dc._holds("198.18.0.254")  # never on this machine's interfaces in the tests
+    assert dc._route_address("127.0.0.1") == "127.0.0.1"
+
+
 # ---------------------------------------------------------------- probe_slurm with fake sinfo commands
 def fake_sinfo(tmp_path, body: str) -> str:
     """A folder whose `sinfo` is a shell script (the probe's bin_dir); it records its arguments."""
