@@ -51,6 +51,16 @@ from .parse import (
     partitions_from_nodes,
 )
 from .script import BatchJob, BatchScript, UnsafeValue, build_batch_script
+from .usage import (
+    USAGE_FIELDS,
+    AccountingUnavailable,
+    JobUsage,
+    SacctUsage,
+    parse_alloc_tres,
+    parse_sacct_usage,
+    sacct_usage_args,
+    sacct_usage_sync,
+)
 
 __all__ = [
     "ProjectBudget", "format_hours", "parse_assoc_mgr_budgets", "parse_tres_usage",
@@ -60,4 +70,6 @@ __all__ = [
     "format_slurm_minutes", "node_state_base", "node_takes_jobs", "parse_accounts", "parse_gpus_in_use",
     "parse_gres_gpus", "parse_job_ids", "parse_nodes", "parse_partitions", "parse_sbatch_job_id", "parse_scontrol_job",
     "parse_scontrol_records", "parse_slurm_minutes", "parse_squeue_jobs", "parse_start_estimates", "partitions_from_nodes",
+    "USAGE_FIELDS", "AccountingUnavailable", "JobUsage", "SacctUsage", "parse_alloc_tres", "parse_sacct_usage",
+    "sacct_usage_args", "sacct_usage_sync",
 ]
