@@ -26,7 +26,9 @@ exec 9>"$HOME_DIR/.install.lock"
 flock 9
 
 # --- Debian packages -------------------------------------------------------------------------
-pkgs=(slurmctld slurmd slurm-client munge python3-venv python3-dev)
+# Accounting: slurmdbd + its MariaDB plugin and a MariaDB server (started by the sandbox on its own
+# data directory, socket and port; the package's own database is never started or touched).
+pkgs=(slurmctld slurmd slurm-client munge slurmdbd slurm-wlm-mysql-plugin mariadb-server python3-venv python3-dev)
 [ "$MODE" = "--test" ] && pkgs+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -47,7 +47,16 @@ def write_test_site(home: Path) -> Path:
     # A software environment that cannot start, as when a module is missing on the node.
     data["environments"].append({"name": "broken", "description": "fails at start (tests)",
                                  "prologue": "echo 'ERROR: module nonexistent/1.0 not found' >&2\nexit 3"})
-    data["sandbox"].update(cluster_name="aifwtest", slurmctld_port=16817, slurmd_port=16818,
+    # Projects (Slurm accounts): a small GPU budget for the budget tests, a training project with its QOS.
+    data["projects"] = [
+        {"name": "proj-llm", "description": "tests: research project", "users": ["test-researcher1", "test-trainer1"],
+         "gpu_hours": 2},
+        {"name": "training-2026", "description": "tests: course project",
+         "users": ["test-learner1", "test-learner2", "test-trainer1"], "gpu_hours": 20, "qos": ["training"]},
+    ]
+    # The tests' own cluster: its own ports, its own half of 198.18.0.0/24 and its own namespace names.
+    data["sandbox"].update(cluster_name="aifwtest", slurmctld_port=16817, slurmd_port=16818, slurmdbd_port=16819,
+                           database_port=16306, network="198.18.0.128/25", netns_prefix="aifwt",
                            demo_users=TEST_USERS)
     home.mkdir(parents=True, exist_ok=True)
     path = home / "test-site.yaml"

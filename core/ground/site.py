@@ -153,6 +153,7 @@ SANDBOX_ADDRESSES = ipaddress.IPv4Network("198.18.0.0/24")
 #: Compute node i (from 1) gets the address `network + NODE_ADDRESS_OFFSET + i`; the login node `network + 1`.
 NODE_ADDRESS_OFFSET = 10
 MAX_COMPUTE_NODES = 16
+DEFAULT_COMPUTE_NODES = 2
 
 
 class SandboxSettings(_Model):
@@ -166,7 +167,7 @@ class SandboxSettings(_Model):
     namespaces are not allowed (unprivileged containers)."""
 
     mode: Literal["cluster", "single-node"] = Field("cluster", description="cluster: a login node and compute nodes in network namespaces; single-node: one node on the host at 127.0.0.1.")
-    compute_nodes: int = Field(2, ge=1, le=MAX_COMPUTE_NODES, description="Compute nodes (node1, node2, ...) in cluster mode; single-node mode has one.")
+    compute_nodes: int | None = Field(None, ge=1, le=MAX_COMPUTE_NODES, description="Compute nodes (node1, node2, ...) in cluster mode (None: 2); single-node mode has one.")
     network: str = Field("198.18.0.0/25", description="Cluster mode: the network of the login node (its first address) and the compute nodes (node i at the 10+i-th address). Must lie in 198.18.0.0/24.")
     netns_prefix: str = Field("aifw", pattern=r"^[a-z][a-z0-9]{0,6}$", description="Cluster mode: prefix of the namespaces (<prefix>-node1) and interfaces (<prefix>-br, <prefix>-v1) the sandbox creates and removes.")
     cluster_name: SlurmName = Field("aifw", description="Slurm ClusterName of the sandbox.")
@@ -192,7 +193,7 @@ class SandboxSettings(_Model):
 
     @model_validator(mode="after")
     def _single_node_has_one(self) -> "SandboxSettings":
-        if self.mode == "single-node" and "compute_nodes" in self.model_fields_set and self.compute_nodes != 1:
+        if self.mode == "single-node" and self.compute_nodes not in (None, 1):
             raise ValueError("single-node mode runs one node on the host; remove compute_nodes or set mode: cluster")
         return self
 
@@ -213,7 +214,8 @@ class SandboxSettings(_Model):
         if not self.is_cluster:
             return [("localhost", "127.0.0.1")]
         net = ipaddress.IPv4Network(self.network)
-        return [(f"node{i}", str(net[NODE_ADDRESS_OFFSET + i])) for i in range(1, self.compute_nodes + 1)]
+        count = self.compute_nodes or DEFAULT_COMPUTE_NODES
+        return [(f"node{i}", str(net[NODE_ADDRESS_OFFSET + i])) for i in range(1, count + 1)]
 
 
 class Qos(_Model):

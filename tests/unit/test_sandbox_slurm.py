@@ -57,16 +57,19 @@ def test_down_stops_the_daemons_even_when_the_jobs_cannot_be_cancelled(stack, mo
     stopped = []
     monkeypatch.setattr(slurm_daemons, "slurm_running", lambda st: True)
     monkeypatch.setattr(slurm_daemons, "stop_pid_file", lambda pf: stopped.append(pf.name) or True)
+    monkeypatch.setattr(slurm_daemons, "remove_network", lambda plan: stopped.append(plan.bridge) or [plan.bridge])
     slurm_daemons.stop_slurm(s)
-    assert stopped == ["slurmd.pid", "slurmctld.pid"]
+    assert stopped == ["slurmd-node1.pid", "slurmd-node2.pid", "slurmctld.pid", "aifw-br"]
     out = capsys.readouterr().out
     assert "Unable to contact slurm controller" in out and "Stopping the daemons anyway" in out
 
 
-def test_the_node_is_ready_when_every_partition_takes_jobs(stack):
+def test_the_nodes_are_ready_when_every_node_takes_jobs_in_every_partition(stack):
     s, fake = stack
     assert slurm_daemons.node_ready(s) is False  # Slurm lists no node yet
-    fake.nodes = [NodeInfo("localhost", "cpu", "idle"), NodeInfo("localhost", "gpu", "mix")]
+    fake.nodes = [NodeInfo("node1", "cpu", "idle"), NodeInfo("node1", "gpu", "mix")]
+    assert slurm_daemons.node_ready(s) is False  # node2 is missing
+    fake.nodes += [NodeInfo("node2", "cpu", "idle"), NodeInfo("node2", "gpu", "alloc")]
     assert slurm_daemons.node_ready(s) is True
-    fake.nodes = [NodeInfo("localhost", "cpu", "idle"), NodeInfo("localhost", "gpu", "idle*")]  # not responding
+    fake.nodes[-1] = NodeInfo("node2", "gpu", "idle*")  # not responding
     assert slurm_daemons.node_ready(s) is False

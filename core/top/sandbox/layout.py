@@ -2,7 +2,9 @@
 
   venv/                 the runtime (built by scripts/install.sh)
   state/site.yaml       the effective site file (the chosen site with this home's paths filled in)
-  state/slurm/          slurm.conf, gres.conf, fake GPU devices, controller state, spool, pid files
+  state/slurm/          slurm.conf, gres.conf, cgroup.conf, slurmdbd.conf, fake GPU devices, controller
+                        state, a spool, pid file and log per node
+  state/accounting/     the sandbox's own MariaDB (slurmdbd's database) and its password
   state/hub/            hub DB, cookie secret, proxy token, pid files
   logs/                 slurmctld.log, slurmd.log, jupyterhub.log
   share/courses/        the learners' copies of the courses (world-readable)
@@ -97,12 +99,16 @@ class Stack:
 
 
 def effective_site(site: Site, home: Path) -> Site:
-    """The chosen site with this home's runtime prefix and Slurm config filled in."""
+    """The chosen site with this home's runtime prefix and Slurm config filled in; in cluster mode the hub
+    listens on the login node's address (which the compute nodes reach) and the servers on their node's."""
     if site.sandbox is None:
         raise SandboxError("this site file has no 'sandbox' section; `aifw sandbox` only runs one-machine sandboxes")
     data = site.model_dump(mode="json")
     data["paths"]["runtime_prefix"] = str(home)
     data["slurm"]["conf"] = str(SlurmPaths(home / "state" / "slurm").conf)
+    if site.sandbox.is_cluster:
+        data["hub"].update(hub_ip=site.sandbox.login_address, hub_connect_ip=site.sandbox.login_address,
+                           singleuser_ip="0.0.0.0")
     return site_from_dict(data, source="effective site")
 
 

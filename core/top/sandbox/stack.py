@@ -1,7 +1,9 @@
-"""Stand up and tear down the sandbox stack: munge, slurmctld, slurmd, demo accounts, the courses, JupyterHub.
+"""Stand up and tear down the sandbox stack: munge, MariaDB + slurmdbd, slurmctld, a slurmd per compute node
+(in its network namespace), projects and budgets, demo accounts, the courses, JupyterHub.
 
-The orchestrator only: each step lives in its own room (layout, munge, slurm_daemons, accounts,
-sandbox_json, publishing, provisioning, hub, hub_groups); this module says in which order they run.
+The orchestrator only: each step lives in its own room (layout, munge, accounting, network,
+slurm_daemons, projects, accounts, sandbox_json, publishing, provisioning, hub, hub_groups); this module
+says in which order they run.
 Processes are found and stopped by their pid files, never by name.
 """
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from . import accounting
 from .accounts import ensure_demo_users, user_exists
 from .hub import hub_healthy, start_hub, stop_hub
 from .hub_groups import sync_hub_groups
@@ -18,7 +21,8 @@ from .processes import read_pid, say
 from .provisioning import provision_courses
 from .publishing import publish_courses
 from .sandbox_json import load_sandbox_json, write_sandbox_json
-from .slurm_daemons import start_slurm, stop_slurm
+from .projects import apply_projects
+from .slurm_daemons import slurmd_pids, start_slurm, stop_slurm
 
 # What the CLI and the tests' `stack` fixture use (Stack and make_stack live in .layout).
 __all__ = ["Stack", "down", "is_up", "make_stack", "status", "up"]
@@ -26,10 +30,13 @@ __all__ = ["Stack", "down", "is_up", "make_stack", "status", "up"]
 
 def status(stack: Stack) -> dict[str, object]:
     sp = stack.slurm_paths
+    assert stack.site.sandbox is not None
     return {
+        "mode": stack.site.sandbox.mode,
         "munged": munge_works(),
+        **accounting.status(stack),
         "slurmctld": read_pid(sp.ctld_pid),
-        "slurmd": read_pid(sp.slurmd_pid),
+        **{f"slurmd ({node})": pid for node, pid in slurmd_pids(stack).items()},
         "jupyterhub": read_pid(stack.hub_pid),
         "proxy": read_pid(stack.proxy_pid),
         "hub_healthy": hub_healthy(stack),
@@ -38,7 +45,7 @@ def status(stack: Stack) -> dict[str, object]:
 
 def is_up(stack: Stack) -> bool:
     st = status(stack)
-    return bool(st["munged"] and st["slurmctld"] and st["slurmd"] and st["jupyterhub"] and st["hub_healthy"])
+    return all(v for k, v in st.items() if k != "mode")
 
 
 def up(stack: Stack) -> bool:
@@ -57,7 +64,10 @@ def up(stack: Stack) -> bool:
     stack.logs.chmod(0o700)
     stack.site_file.write_text(effective_site_text(stack))
     start_munge(stack)
+    accounting.start_database(stack)
+    accounting.start_slurmdbd(stack)
     start_slurm(stack)
+    apply_projects(stack.site, stack.slurm, say=say)
     info = load_sandbox_json(stack)
     users = ensure_demo_users(stack.site, info.get("users", {}))
     token = info.get("api_token") or secrets.token_hex(32)
@@ -69,6 +79,8 @@ def up(stack: Stack) -> bool:
         "admin_users": list(stack.site.hub.admin_users),
         "site_file": str(stack.site_file),
         "slurm_conf": str(stack.slurm_paths.conf),
+        "mode": stack.site.sandbox.mode,
+        "nodes": dict(stack.site.sandbox.nodes),
         "logs": str(stack.logs),
     })
     publish_courses(stack)
@@ -82,6 +94,7 @@ def _update_running(stack: Stack) -> bool:
     """`up` on a running stack: apply the courses, restart the hub alone if the site file changed, and
     bring the hub's course groups in line. True when anything changed."""
     changed = _apply_courses(stack)
+    changed = apply_projects(stack.site, stack.slurm, say=say) > 0 or changed
     if _read_if_there(stack.site_file) != effective_site_text(stack):
         stack.site_file.write_text(effective_site_text(stack))
         publish_courses(stack)
@@ -116,4 +129,5 @@ def down(stack: Stack) -> None:
     """Stop every process this stack started (by pid file). Data (hub DB, homes, state) is kept."""
     stop_hub(stack)
     stop_slurm(stack)
+    accounting.stop_accounting(stack)
     stop_munge(stack)
