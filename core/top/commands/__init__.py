@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "aifw.commands.reference",
     "aifw.courses.cli",
     "aifw.grading.cli",
+    "aifw.usage.cli",
 )
 
 
