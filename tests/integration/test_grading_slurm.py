@@ -1,4 +1,5 @@
-"""`aifw grade` on the real Slurm: the workers are the tasks of one array job, the grades are nbgrader's."""
+"""`aifw grade` on the real Slurm: the workers are the tasks of one array job, spread over the compute nodes
+(cluster mode), and the grades are serial nbgrader's."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import grading_course as gc
+from aifw.slurm import SlurmClient
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="sandboxed grading switches uids: run as root (make test)")
 
@@ -36,8 +38,14 @@ def test_grading_runs_as_a_slurm_array_and_matches_serial_nbgrader(stack):
         assert "Slurm array job" in res.stdout
         run = next((base / "runs" / "aif-foundations").iterdir())
         assert "#SBATCH --array=0-1" in (run / "job.sh").read_text()
+        # each result names its worker: "<host>:<SLURM_ARRAY_TASK_ID>"; a node's host name is its Slurm name
         workers = {json.loads((run / "results" / f"s{i}" / "status.json").read_text())["worker"] for i in range(4)}
-        assert all(w.split(":")[-1] in {"0", "1"} for w in workers), workers  # SLURM_ARRAY_TASK_ID
+        assert all(w.split(":")[-1] in {"0", "1"} for w in workers), workers
+        nodes = {n.name for n in SlurmClient(bin_dir=None, conf=stack.slurm_conf).nodes_sync() if n.partition == "cpu"}
+        hosts = {w.rsplit(":", 1)[0] for w in workers}
+        assert hosts <= nodes, (hosts, nodes)
+        if len(nodes) >= 2:  # cluster mode: the two tasks ran on two nodes (LLN partitions)
+            assert len(hosts) == 2, workers
         assert gc.grades(course) == gc.grades(serial)
         assert gc.totals(course) == {"s0": 6.0, "s1": 3.0, "s2": 6.0, "s3": 3.0}
     finally:

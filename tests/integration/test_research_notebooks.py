@@ -1,12 +1,14 @@
 """Every researcher template in notebooks/ (package aifw.notebooks) runs top to bottom and says what it should.
 
 `test_template_runs` runs each notebook in the test process's environment (Slurm or not: the templates must
-work both ways). Two more tests run them on Slurm: 02 with its Dask workers as Slurm jobs, and 03 inside an
-allocation of 2 tasks, where it must launch with srun. Their Slurm is the one `sinfo` answers from here, else
+work both ways). Two more tests run them on Slurm: 02 with its Dask workers as Slurm jobs (on both compute
+nodes in cluster mode), and 03 inside a batch job of 2 nodes and 2 tasks (sbatch -N2 -n2), where it must
+launch with srun and its ranks meet across the nodes. Their Slurm is the one `sinfo` answers from here, else
 (as root) the test stack's; otherwise they skip, saying why.
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 from nbclient import NotebookClient
 
 from aifw.extensions.kernel.dask_cluster import BACKEND_ENV
+from aifw.slurm import BatchJob, BatchScript, SlurmClient, build_batch_script
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +49,8 @@ EXPECTED: dict[str, list[str]] = {
         r"LAUNCH: (srun|torchrun)",
         r"rank 0/\d+ on .*samples per epoch",
         r"rank 1/\d+ on .*samples per epoch",
+        r"NODES: \d+ \[",
+        r"ALL_REDUCE: \[[\d., ]+\] expected \d+ ok=True",
         r"samples per rank : \[\d+, \d+.*\] = total 1400",
         r"max parameter difference between ranks: 0\.0",
         r"DDP RESULT: world_size=[2-9]\d* backend=(gloo|nccl) test_accuracy=0\.9\d\d identical=True",
@@ -131,7 +136,11 @@ def test_dask_template_runs_its_workers_as_slurm_jobs(slurm, tmp_path, monkeypat
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     text = _text(nb)
     assert "backend: slurm" in text, text[-2000:]
-    assert re.search(r"on \S+ job \d+ pid \d+", text), "no task ran inside a Slurm job"
+    hosts = set(re.findall(r"on (\S+) job \d+ pid \d+", text))
+    assert hosts, "no task ran inside a Slurm job"
+    nodes = {n.name for n in slurm.default_partition.usable_nodes}  # the notebook's PARTITION = None
+    if len(nodes) >= 2:  # cluster mode: the two worker jobs land on different nodes (LLN partitions)
+        assert hosts == nodes, (hosts, nodes)
     deadline = time.monotonic() + 30
     while _jobs_named("aifw-dask") and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -148,16 +157,35 @@ _RUN_NOTEBOOK = (
 )
 
 
-def test_ddp_template_uses_srun_inside_an_allocation(slurm, tmp_path):
+def test_ddp_template_runs_across_two_nodes_with_srun(slurm, tmp_path):
+    """sbatch -N2 -n2 runs the notebook on the first node; it launches its ranks with srun on both nodes, and
+    they meet at the first node's address."""
+    part = slurm.default_partition
+    nodes = {n.name for n in part.usable_nodes}
+    if len(nodes) < 2:
+        pytest.skip(f"partition {part.name} has {len(nodes)} node(s) that take jobs: DDP across nodes needs two")
     name = "03-ddp-across-the-allocation.ipynb"
-    out = tmp_path / "out.ipynb"
-    with resources.as_file(resources.files("aifw.notebooks").joinpath(name)) as src:
-        proc = subprocess.run(
-            ["salloc", "--ntasks=2", "--time=10", "--job-name=aifw-test-ddp",
-             sys.executable, "-c", _RUN_NOTEBOOK, str(src), str(out), str(tmp_path), str(CELL_TIMEOUT_S)],
-            capture_output=True, text=True, timeout=NOTEBOOK_BUDGET_S * 2,
-        )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    runner, out = tmp_path / "run_notebook.py", tmp_path / "out.ipynb"
+    runner.write_text(_RUN_NOTEBOOK)
+    src = tmp_path / name
+    src.write_text(resources.files("aifw.notebooks").joinpath(name).read_text())
+    job = BatchJob(job_name="aifw-test-ddp", time_minutes=10, partition=part.name, nodes=2, ntasks=2,
+                   output=str(tmp_path / "job-%j.out"), chdir=str(tmp_path))
+    body = BatchScript(command=[sys.executable, str(runner), str(src), str(out), str(tmp_path), str(CELL_TIMEOUT_S)],
+                       purpose="DDP test", exports={"SLURM_CONF": os.environ["SLURM_CONF"]})
+    client = SlurmClient(bin_dir=None)
+    job_id = client.submit_sync(build_batch_script(job, body))
+    try:
+        deadline = time.monotonic() + NOTEBOOK_BUDGET_S * 2
+        while client.job_tasks_sync(job_id) and time.monotonic() < deadline:
+            time.sleep(1)
+    finally:
+        client.cancel_sync([job_id])
+    log = "\n".join(p.read_text(errors="replace") for p in tmp_path.glob("job-*.out"))
+    assert out.exists(), f"the notebook did not finish in job {job_id}; its log:\n{log[-3000:]}"
     text = _text(nbformat.read(out, as_version=4))
-    assert re.search(r"LAUNCH: srun: 2 tasks across the allocation", text), text[-2000:]
+    assert re.search(r"LAUNCH: srun: 2 tasks across the allocation \S+ \(2 node\(s\)\)", text), text[-2000:]
+    ranks_on = re.search(r"NODES: 2 \[(.*?)\]", text)
+    assert ranks_on and set(re.findall(r"'([^']+)'", ranks_on.group(1))) == nodes, text[-2000:]
+    assert re.search(r"ALL_REDUCE: \[3\.0, 3\.0\] expected 3 ok=True", text), text[-2000:]
     assert re.search(r"DDP RESULT: world_size=2 backend=(gloo|nccl) test_accuracy=0\.9\d\d identical=True", text), text[-2000:]
