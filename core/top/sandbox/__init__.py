@@ -1,5 +1,6 @@
-"""The one-machine sandbox: a real Slurm (munge, slurmctld, slurmd) and JupyterHub, started and stopped
-by pid file under AIFW_HOME, plus demo accounts. Used by `make sandbox` and by the test suite (with its
+"""The one-machine sandbox: a real Slurm cluster (munge, MariaDB + slurmdbd, slurmctld on the host = the
+login node, one slurmd per compute node in its own network namespace) and JupyterHub, started and
+stopped by pid file under AIFW_HOME, plus demo accounts and the site's projects. Used by `make sandbox` and by the test suite (with its
 own home, ports and users).
 
 Rooms, each with one job (arrows point down the list; `processes` is used by all):
@@ -16,9 +17,12 @@ Rooms, each with one job (arrows point down the list; `processes` is used by all
 - `accounts`       unix users and groups: demo users, graders, group members
 - `sandbox_json`   sandbox.json (hub URL, admin token, demo passwords)
 - `jsonfiles`      small JSON files read strictly (damaged is an error, not empty)
-- `slurm_daemons`  slurm.conf written, slurmctld/slurmd started and stopped, all jobs cancelled
+- `projects`       the site's projects, QOS and GPU budgets applied with sacctmgr (only the differences)
+- `slurm_daemons`  slurm.conf written, slurmctld and each node's slurmd started and stopped, all jobs cancelled
+- `network`        cluster mode: the bridge and each node's namespace + veth, made, rebuilt and removed
+- `accounting`     the sandbox's own MariaDB and slurmdbd
 - `munge`          munged checked, started, stopped by the stack that started it
 - `layout`         the paths under AIFW_HOME (Stack), the effective site, make_stack
-- `slurm_conf`     slurm.conf and gres.conf rendered from the site file (pure)
+- `slurm_conf`     slurm.conf, gres.conf, cgroup.conf and slurmdbd.conf rendered from the site file (pure)
 - `processes`      pid files, waiting, SandboxError, say
 """
