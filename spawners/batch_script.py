@@ -53,6 +53,9 @@ def session_script(request: SessionRequest, environment: Environment, ctx: Scrip
         gpu_type=request.gpu_type,
         account=request.account or None,
         reservation=request.reservation or None,
+        # A session cannot survive its node: a node failure ends the job (NODE_FAIL), which the hub sees and
+        # reports, instead of a silent requeue that would leave the hub waiting on a server that is gone.
+        requeue=False,
     )
     body = BatchScript(
         command=list(ctx.command),

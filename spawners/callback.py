@@ -2,8 +2,10 @@
 
 batchspawner's stock handler (`/hub/api/batchspawner`) sets ANY attribute the user's server token posts
 on the spawner object. This module replaces it, at the same URL so the stock `batchspawner-singleuser`
-wrapper keeps working: it accepts only `{"port": <int 1024-65535>}` (and `host`, only when it names the
-job's own node), only from the token of a server that is starting and has no port yet.
+wrapper keeps working: it accepts only `{"port": <int 1024-65535>}`, only from the token of a server that
+is starting and has no port yet, and only when the report comes from the node the job runs on (the
+spawner compares the connection's address with the node's address in Slurm). Every refusal is a 400 (or
+403 for a token of no starting server) that says why.
 """
 from __future__ import annotations
 
@@ -33,11 +35,23 @@ class PortCallbackHandler(APIHandler):
             data = json.loads(self.request.body or b"{}")
         except ValueError:
             raise web.HTTPError(400, "the body must be JSON") from None
-        error = spawner.accept_port_report(data)
+        error = await spawner.accept_port_report(data, peer_address(self.request))
         if error:
             raise web.HTTPError(400, error)
         self.set_status(201)
         self.finish(json.dumps({"message": "port accepted"}))
+
+
+def peer_address(request) -> str:
+    """The address at the other end of the connection: the host that sent the report ("" when the hub
+    cannot tell). X-Forwarded-For and X-Real-Ip, which JupyterHub's server lets set `remote_ip`, are not
+    read: a session reaches the hub's API directly (hub_connect_ip), and a header says whatever its sender
+    writes."""
+    context = getattr(request.connection, "context", None)
+    address = getattr(context, "address", None)
+    if isinstance(address, tuple) and address and isinstance(address[0], str):
+        return address[0]
+    return ""
 
 
 def install() -> None:

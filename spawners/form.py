@@ -1,7 +1,9 @@
-"""The spawn form, rendered from the site file merged with the live cluster (pure).
+"""The spawn form, rendered from the site file merged with the live cluster and the user's projects (pure).
 
 Every value that reaches the page is escaped. Choices are pre-filled from (in order) a launch link's
-query, the user's last choices, then the site's defaults.
+query, the user's last choices, then the site's defaults; the project from those, else the user's default
+project. Each project shows its GPU-hours used and left, or says they are unknown. A notice (how the
+user's last session ended) comes first.
 """
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from html import escape
 from typing import Any, Mapping
 
 from aifw.site import Site
-from aifw.slurm import PartitionInfo
+from aifw.slurm import PartitionInfo, ProjectBudget, format_hours
 
-from .request import DEFAULT_CPUS, DEFAULT_MEMORY_GB, limits_for, offered_accounts
+from .request import DEFAULT_CPUS, DEFAULT_MEMORY_GB, UserProjects, limits_for, offered_accounts
 
 # Launch-link aliases: /hub/spawn?partition=gpu&gpus=1&runtime=60
 QUERY_ALIASES = {"runtime": "runtime_minutes", "memory": "memory_gb", "mem": "memory_gb", "env": "environment"}
@@ -48,13 +50,64 @@ def _partition_row(site: Site, name: str, live: Mapping[str, PartitionInfo] | No
     )
 
 
+def budget_words(budget: ProjectBudget | None) -> str:
+    """A project's GPU budget for people: "0.5 of 2 GPU-hours used, 1.5 left"."""
+    if budget is None:
+        return "GPU-hours unknown"
+    if not budget.limited:
+        return f"no GPU-hours limit ({format_hours(budget.used_minutes)} used)"
+    assert budget.limit_minutes is not None and budget.left_minutes is not None
+    text = (f"{format_hours(budget.used_minutes)} of {format_hours(budget.limit_minutes)} GPU-hours used, "
+            f"{format_hours(budget.left_minutes)} left")
+    if budget.running_minutes:
+        text += f" ({format_hours(budget.running_minutes)} held by running jobs)"
+    return text
+
+
+def _projects_section(site: Site, projects: UserProjects | None, chosen: str) -> list[str]:
+    projects = projects if projects is not None else UserProjects(tuple(offered_accounts(site)))
+    accounts = list(projects.accounts)
+    out = ['<fieldset class="form-group" id="aifw-projects"><legend>Project (Slurm account)</legend>']
+    if not projects.known:
+        out.append(
+            '<div class="alert alert-info" role="status" id="aifw-budgets-unknown">Slurm\'s accounting is not '
+            "answering right now: the projects below are the ones the site file lists, and their GPU-hours "
+            "budgets are unknown. Slurm still checks both when the session is submitted.</div>"
+        )
+    elif not accounts:
+        out.append('<p id="aifw-no-projects">You are in no project (Slurm account): sessions are billed to '
+                   "Slurm's default. Ask an administrator to add you to a project.</p>")
+    if chosen not in accounts:
+        chosen = projects.default if projects.default in accounts else ""
+    empty_allowed = not site.slurm.account_required and not projects.default
+    if not chosen and not empty_allowed and accounts:
+        chosen = accounts[0]
+    out.append('<label for="aifw-account">Bill this session to</label>')
+    out.append('<select class="form-control" id="aifw-account" name="account">')
+    if empty_allowed or not accounts:
+        out.append(f'<option value=""{" selected" if not chosen else ""}>(your default project)</option>')
+    for name in accounts:
+        budget = projects.budget(name) if projects.budgets is not None else None
+        left = "" if budget is None or budget.left_minutes is None else str(budget.left_minutes)
+        label = name + (" (your default)" if name == projects.default else "")
+        if projects.known or projects.budgets is not None:
+            label += f" \u2014 {budget_words(budget)}"
+        sel = " selected" if name == chosen else ""
+        out.append(f'<option value="{escape(name)}" data-left-minutes="{left}"{sel}>{escape(label)}</option>')
+    out.append("</select></fieldset>")
+    return out
+
+
 def render_form(
     site: Site,
     live: Mapping[str, PartitionInfo] | None,
     previous: Mapping[str, Any] | None = None,
     prefill: Mapping[str, Any] | None = None,
-    user_accounts: list[str] | None = None,
+    projects: UserProjects | None = None,
+    notice: str = "",
 ) -> str:
+    """The form's HTML. `projects`: the user's projects and budgets (None: the site file's accounts);
+    `notice`: shown first (how the user's last session ended), "" for none."""
     chosen: dict[str, Any] = {}
     chosen.update(previous or {})
     for key, value in (prefill or {}).items():
@@ -71,6 +124,8 @@ def render_form(
     lim = limits_for(part, live.get(current) if live else None)
 
     out = ['<div class="aifw-form">']
+    if notice:
+        out.append(f'<div class="alert alert-warning" role="alert" id="aifw-last-session">{escape(notice)}</div>')
     if live is None:
         out.append(
             '<div class="alert alert-warning" role="alert" id="aifw-slurm-silent">Slurm is not answering right now: '
@@ -114,7 +169,9 @@ def render_form(
         )
     )
     out.append("</div>")
-    out.append('<p id="aifw-cost" class="text-muted">This request costs <span id="aifw-gpu-hours">0</span> GPU-hours.</p>')
+    out.append('<p id="aifw-cost" class="text-muted">This request costs <span id="aifw-gpu-hours">0</span> GPU-hours'
+               '<span id="aifw-budget-note"></span>.</p>')
+    out += _projects_section(site, projects, str(chosen.get("account", "")))
 
     env_choice = str(chosen.get("environment", site.environments[0].name))
     out.append('<div class="form-group"><label for="aifw-environment">Software environment</label>')
@@ -125,21 +182,17 @@ def render_form(
         out.append(f'<option value="{escape(env.name)}"{sel}>{escape(env.name + desc)}</option>')
     out.append("</select></div>")
 
-    out.append('<details class="aifw-advanced"><summary>Advanced: account, reservation</summary>')
-    for key, label, options in (
-        ("account", "Slurm account / project", offered_accounts(site, user_accounts)),
-        ("reservation", "Reservation (training event)", site.slurm.reservations),
-    ):
-        cur = str(chosen.get(key, ""))
-        out.append(f'<div class="form-group"><label for="aifw-{key}">{label}</label>')
-        out.append(f'<select class="form-control" id="aifw-{key}" name="{key}">')
-        if not (key == "account" and site.slurm.account_required):
-            out.append('<option value="">(none / default)</option>')
-        for opt in options:
+    if site.slurm.reservations:
+        cur = str(chosen.get("reservation", ""))
+        out.append('<details class="aifw-advanced"><summary>Advanced: reservation</summary>')
+        out.append('<div class="form-group"><label for="aifw-reservation">Reservation (training event)</label>')
+        out.append('<select class="form-control" id="aifw-reservation" name="reservation">')
+        out.append('<option value="">(none)</option>')
+        for opt in site.slurm.reservations:
             sel = " selected" if opt == cur else ""
             out.append(f'<option value="{escape(opt)}"{sel}>{escape(opt)}</option>')
-        out.append("</select></div>")
-    out.append("</details></div>")
+        out.append("</select></div></details>")
+    out.append("</div>")
     out.append(_SCRIPT)
     return "\n".join(out)
 
@@ -170,9 +223,18 @@ _SCRIPT = """<script>
     q('aifw-memory_gb').max = p.dataset.maxMemory;
     q('aifw-gpus').max = p.dataset.maxGpus;
     q('aifw-runtime_minutes').max = p.dataset.maxRuntime;
-    var hours = (parseInt(q('aifw-gpus').value || '0') * parseInt(q('aifw-runtime_minutes').value || '0')) / 60;
-    q('aifw-gpu-hours').textContent = (Math.round(hours * 100) / 100).toString();
+    var minutes = parseInt(q('aifw-gpus').value || '0') * parseInt(q('aifw-runtime_minutes').value || '0');
+    q('aifw-gpu-hours').textContent = hours(minutes);
+    var acct = q('aifw-account'), note = '';
+    var opt = acct && acct.selectedIndex >= 0 ? acct.options[acct.selectedIndex] : null;
+    if (opt && opt.dataset.leftMinutes) {
+      var left = parseInt(opt.dataset.leftMinutes);
+      note = '; ' + opt.value + ' has ' + hours(left) + ' left' + (minutes > left ? ': too much, ask for less' : '');
+    }
+    q('aifw-budget-note').textContent = note;
   }
+  function hours(minutes) { return (Math.round(minutes / 60 * 100) / 100).toString(); }
+  if (q('aifw-account')) { q('aifw-account').addEventListener('change', update); }
   document.querySelectorAll('.aifw-form input[name="partition"]').forEach(function (el) {
     el.addEventListener('change', partitionChanged);
   });

@@ -2,6 +2,12 @@
 `SessionRequest`. This is the trust boundary: everything downstream (batch script, Slurm commands, the
 spawner's state) takes only a `SessionRequest`.
 
+Besides the site and the live partitions, a request is checked against the user's projects as Slurm's
+accounting reports them (`UserProjects`): the account must be one of the user's associations, and a GPU
+request must fit what is left of the project's GPU-hours budget (the named account, else the user's
+default one). When accounting does not answer, the site file's accounts are offered and no budget is
+checked here (Slurm still enforces both at submit and while the job waits).
+
 Three ways in, each validated once: the spawn form (`form_to_options` turns its strings into typed values,
 then `validate_options`), REST `user_options` (`validate_options`, which takes typed JSON values only),
 and the spawner's state read back from the hub's database after a restart (`request_from_state`).
@@ -29,7 +35,7 @@ from typing import Any, Mapping
 
 from aifw.names import SLURM_NAME, matches
 from aifw.site import Partition, Site
-from aifw.slurm import PartitionInfo
+from aifw.slurm import PartitionInfo, ProjectBudget
 
 INT_KEYS = ("cpus", "memory_gb", "gpus", "runtime_minutes")
 STR_KEYS = ("partition", "account", "reservation", "environment")
@@ -66,6 +72,42 @@ class SessionRequest:
         d = asdict(self)
         d.pop("gpu_type")
         return d
+
+
+@dataclass(frozen=True)
+class UserProjects:
+    """A user's projects (Slurm accounts) as accounting reports them now.
+
+    `known`: the associations were read from Slurm (then `accounts` is exactly the user's associations,
+    the default first); False: accounting did not answer, and `accounts` is what the site file offers.
+    `budgets`: each account's GPU budget as slurmctld counts it; None when it could not be read."""
+
+    accounts: tuple[str, ...] = ()
+    default: str = ""
+    budgets: Mapping[str, ProjectBudget] | None = None
+    known: bool = False
+
+    @classmethod
+    def from_slurm(cls, accounts: list[str], default: str,
+                   budgets: Mapping[str, ProjectBudget] | None) -> "UserProjects":
+        """The associations Slurm listed, the default one first (kept only when it is one of them)."""
+        default = default if default in accounts else ""
+        ordered = ([default] if default else []) + [a for a in accounts if a != default]
+        return cls(tuple(ordered), default, budgets, known=True)
+
+    @classmethod
+    def from_site(cls, site: Site, user: str) -> "UserProjects":
+        """What the site file says when accounting cannot be asked: its offered accounts, then the
+        projects it puts the user in (the first is their default there); budgets unknown."""
+        mine = site.projects_of(user)
+        return cls(tuple(offered_accounts(site, mine)), default=mine[0] if mine else "", known=False)
+
+    def budget(self, account: str) -> ProjectBudget | None:
+        """The GPU budget of `account` ("" = the default), or None when unknown."""
+        name = account or self.default
+        if not name or self.budgets is None:
+            return None
+        return self.budgets.get(name)
 
 
 @dataclass(frozen=True)
@@ -126,11 +168,11 @@ def validate_options(
     site: Site,
     live: Mapping[str, PartitionInfo] | None = None,
     *,
-    user_accounts: list[str] | None = None,
+    projects: UserProjects | None = None,
 ) -> SessionRequest:
     """Check user options (JSON values: numbers are ints, names are text). `live` maps partition name →
     what Slurm reports now (None: Slurm did not answer; the site policy alone applies).
-    `user_accounts`: the user's Slurm associations, offered besides the site's accounts.
+    `projects`: the user's projects and budgets (None: only the site file's accounts are offered).
     Raises OptionsError listing every problem; returns a SessionRequest otherwise."""
     raw = dict(raw or {})
     problems: list[str] = []
@@ -188,12 +230,23 @@ def validate_options(
         )
 
     account = text.get("account", "")
-    accounts = offered_accounts(site, user_accounts)
+    projects = projects if projects is not None else UserProjects(tuple(offered_accounts(site)))
+    accounts = list(projects.accounts)
     if account and account not in accounts:
-        allowed = ", ".join(accounts) or "none are configured"
-        problems.append(f"account {_show(account)} is not offered; allowed: {allowed}")
+        if projects.known:
+            yours = f"your projects: {', '.join(accounts)}" if accounts else (
+                "you are in no project; ask an administrator to add you to one")
+            problems.append(f"you are not a member of project {_show(account)} (you have no Slurm association "
+                            f"with it); {yours}")
+        else:
+            allowed = ", ".join(accounts) or "none are configured"
+            problems.append(f"account {_show(account)} is not offered; allowed: {allowed}")
     if not account and site.slurm.account_required:
         problems.append(f"an account (project) is required; choose one of: {', '.join(accounts)}")
+    budget = projects.budget(account) if account in accounts or not account else None
+    refusal = budget.refusal(gpus, runtime) if budget is not None and not problems else None
+    if refusal:
+        problems.append(f"{refusal}; ask for fewer GPUs or a shorter walltime, or choose another project")
     reservation = text.get("reservation", "")
     if reservation and reservation not in site.slurm.reservations:
         allowed = ", ".join(site.slurm.reservations) or "none are configured"
@@ -219,10 +272,10 @@ def validate_options(
     )
 
 
-def offered_accounts(site: Site, user_accounts: list[str] | None = None) -> list[str]:
-    """The site's accounts, then the user's own Slurm associations, without repeats."""
+def offered_accounts(site: Site, more: list[str] | None = None) -> list[str]:
+    """The site's accounts, then `more` (the projects the site file puts a user in), without repeats."""
     out = list(site.slurm.accounts)
-    out += [a for a in (user_accounts or []) if a not in out]
+    out += [a for a in (more or []) if a not in out]
     return out
 
 
@@ -234,7 +287,8 @@ def request_from_state(data: Mapping[str, Any], site: Site) -> SessionRequest:
     if not isinstance(data, Mapping):
         raise OptionsError([f"the stored request is not a mapping: {_show(data)}"])
     account = data.get("account")
-    return validate_options(data, site, user_accounts=[account] if matches(SLURM_NAME, account) else None)
+    stored = (account,) if isinstance(account, str) and matches(SLURM_NAME, account) else ()
+    return validate_options(data, site, projects=UserProjects(tuple(offered_accounts(site, list(stored)))))
 
 
 def form_to_options(formdata: Mapping[str, list[str]]) -> dict[str, Any]:

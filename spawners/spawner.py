@@ -12,14 +12,20 @@ replaces what it gets wrong:
 - a failed spawn carries an HTTP status that says whose it is (`SpawnFailed`);
 - "Slurm did not answer" keeps a running server (never dropped), and a job that ends before its server
   starts fails the spawn at once with Slurm's reason and the job's last log lines;
-- the state (job id, node, port, request) is everything a hub restart needs;
-- progress messages say what Slurm says (job id, state, pending reason).
+- the user's projects come from Slurm's accounting (associations, default account, GPU budgets): the
+  form shows them, and a GPU request that cannot fit what is left is refused before sbatch;
+- sessions run on compute nodes: the hub routes to the node's address as Slurm knows it (NodeAddr; node
+  names need not resolve), and accepts the port report only from that address;
+- a session that ends by itself (NODE_FAIL, TIMEOUT, ...) is logged and remembered in the state, and the
+  next spawn form says how and why it ended;
+- the state (job id, node, address, port, request) is everything a hub restart needs;
+- progress messages say what Slurm says (job id, state, pending reason, node).
 """
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import pwd
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -35,9 +41,17 @@ from aifw.slurm import JobInfo, PartitionInfo, SlurmClient, SlurmError, SlurmRej
 from . import callback
 from .batch_script import ScriptContext, log_path, session_script
 from .form import PREFILL_KEYS, render_form
-from .queue import describe_job, faster_option
+from .queue import describe_job, explain_end, faster_option
 from .replaced import refuse_replaced
-from .request import OptionsError, SessionRequest, form_to_options, limits_for, request_from_state, validate_options
+from .request import (
+    OptionsError,
+    SessionRequest,
+    UserProjects,
+    form_to_options,
+    limits_for,
+    request_from_state,
+    validate_options,
+)
 
 callback.install()
 
@@ -100,7 +114,10 @@ class AIFSlurmSpawner(SlurmSpawner):
 
     request: SessionRequest | None = None  # the request of the session being started or running
     last_request: SessionRequest | None = None  # the last one that started; kept across stops
-    job_node: str = ""
+    job_node: str = ""  # the node the job runs on, by Slurm's name
+    job_address: str = ""  # that node's address as Slurm reaches it (NodeAddr): where the hub routes
+    last_end: str = ""  # how the last session ended by itself, in words; kept across stops, shown in the form
+    _projects: UserProjects | None = None  # the user's projects, as the last validation saw them
     _from_form: SessionRequest | None = None  # validated by options_from_form, taken by apply_user_options
     slurm: SlurmClient  # the site's Slurm (SlurmClient.for_site)
     _last_info: JobInfo | None = None
@@ -144,8 +161,9 @@ class AIFSlurmSpawner(SlurmSpawner):
         handler = getattr(self, "handler", None)
         query = handler.request.query_arguments if handler is not None else {}
         prefill = {k: v[0].decode("utf8", "replace")[:64] for k, v in query.items() if v and k in PREFILL_KEYS}
-        accounts = await self.slurm.user_accounts(self.user.name)
-        return render_form(self.site, live, previous=previous, prefill=prefill, user_accounts=accounts)
+        projects = await self.user_projects()
+        return render_form(self.site, live, previous=previous, prefill=prefill, projects=projects,
+                           notice=self.last_end)
 
     def options_from_query(self, query_data):
         """Launch links (/hub/spawn?partition=gpu&gpus=1&runtime=60) pre-fill the form; they submit nothing.
@@ -153,12 +171,32 @@ class AIFSlurmSpawner(SlurmSpawner):
         reads the same arguments as its pre-filled values."""
         raise PrefillOnly()
 
+    async def user_projects(self) -> UserProjects:
+        """The user's projects from Slurm's accounting: associations (the default first) and each one's GPU
+        budget. When accounting does not answer: the site file's projects, budgets unknown (logged)."""
+        name = self.user.name
+        accounts, default = await asyncio.gather(
+            self.slurm.user_accounts(name), self.slurm.user_default_account(name), return_exceptions=True)
+        for answer in (accounts, default):
+            if isinstance(answer, (SlurmError, ValueError)):
+                self.log.warning("Slurm's accounting did not answer about the projects of %s (%s); the form "
+                                 "offers the site file's", name, answer)
+                return UserProjects.from_site(self.site, name)
+            if isinstance(answer, BaseException):
+                raise answer
+        try:
+            budgets = await self.slurm.project_budgets(accounts)
+        except SlurmError as err:
+            self.log.warning("Slurm did not say the GPU budgets of %s (%s); shown as unknown", ", ".join(accounts), err)
+            budgets = None
+        return UserProjects.from_slurm(accounts, default, budgets)
+
     async def validate_request(self, options: dict[str, Any]) -> SessionRequest:
-        """Typed options → a SessionRequest, checked against the site, the live partitions and the user's
-        Slurm associations (asked only when an account is named). Raises OptionsError."""
+        """Typed options → a SessionRequest, checked against the site, the live partitions, the user's
+        Slurm associations and the chosen project's GPU budget. Raises OptionsError."""
         live = await self.live_partitions()
-        accounts = await self.slurm.user_accounts(self.user.name) if options.get("account") else []
-        return validate_options(options, self.site, live, user_accounts=accounts)
+        self._projects = await self.user_projects()
+        return validate_options(options, self.site, live, projects=self._projects)
 
     async def options_from_form(self, formdata):
         """The form, parsed to typed values and validated once. JupyterHub stores the returned dict as the
@@ -232,8 +270,11 @@ class AIFSlurmSpawner(SlurmSpawner):
         state = super().get_state()
         if self.last_request:
             state["last_request"] = self.last_request.as_user_options()
+        if self.last_end:
+            state["last_end"] = self.last_end
         if self.job_id:
             state["job_node"] = self.job_node
+            state["job_address"] = self.job_address
             state["port"] = self.port
             if self.request:
                 state["request"] = self.request.as_user_options()
@@ -242,7 +283,9 @@ class AIFSlurmSpawner(SlurmSpawner):
     def load_state(self, state: dict[str, Any]) -> None:
         """The state comes back from the hub's database (a restart): the requests in it are checked again."""
         super().load_state(state)
-        self.job_node = state.get("job_node", "")
+        self.job_node = _text(state.get("job_node"))
+        self.job_address = _text(state.get("job_address"))
+        self.last_end = _text(state.get("last_end"), 2000)
         if state.get("port"):
             self.port = int(state["port"])
         self.last_request = self._stored_request(state, "last_request")
@@ -260,8 +303,11 @@ class AIFSlurmSpawner(SlurmSpawner):
             return None
 
     def clear_state(self) -> None:
+        """Forget the job (JupyterHub calls this after a stop); the last request and how the last session
+        ended are kept for the next form."""
         super().clear_state()
         self.job_node = ""
+        self.job_address = ""
         self.port = 0
 
     def _save_state(self) -> None:
@@ -272,32 +318,62 @@ class AIFSlurmSpawner(SlurmSpawner):
                 session.commit()
 
     # -- the port callback ----------------------------------------------------------------------
-    def accept_port_report(self, data: Any) -> str | None:
-        """Called by the hardened callback. Returns an error message, or None when accepted."""
+    async def accept_port_report(self, data: Any, remote_ip: str) -> str | None:
+        """Called by the hardened callback with the report and the address it came from. Returns why the
+        report is refused, or None when the port is accepted. Only the job's node may report: the report
+        can come before the start loop has seen the job running, so the node is asked from Slurm here."""
         if not isinstance(data, dict):
             return "the body must be a JSON object like {\"port\": 8888}"
-        extra = sorted(str(k)[:40] for k in data if k not in {"port", "host"})
+        extra = sorted(str(k)[:40] for k in data if k != "port")
         if extra:
             return f"only 'port' may be reported; refused: {', '.join(extra)}"
+        port = data.get("port")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port <= 65535:
+            return "port must be an integer between 1024 and 65535"
         if not self.job_id or self.pending != "spawn":
             return "no server of yours is starting"
         if self.port:
             return "the port was already reported"
-        port = data.get("port")
-        if isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port <= 65535:
-            return "port must be an integer between 1024 and 65535"
-        host = data.get("host")
-        if host is not None and host not in {self.job_node, self._node_address(self.job_node)}:
-            return "host must be the node the job runs on"
+        job_id = self.job_id
+        if not await self._learn_node():
+            return self._refused_report(f"Slurm does not say yet which node job {job_id} runs on, so the hub "
+                                        "cannot check where this report comes from; refused")
+        allowed = await _addresses_of(self.job_address)
+        if _plain_ip(remote_ip) not in allowed:
+            return self._refused_report(
+                f"this report comes from {remote_ip or 'an unknown address'}, but job {job_id} runs on "
+                f"{self.job_node} ({self.job_address}): only the job's node may report its port")
+        if self.port or self.job_id != job_id:  # changed while Slurm was asked
+            return "the port was already reported" if self.port else "no server of yours is starting"
         self.port = port
         return None
 
-    @staticmethod
-    def _node_address(node: str) -> str:
+    def _refused_report(self, why: str) -> str:
+        """A refused report of a starting server is said on the spawn page too: the server runs, but the
+        hub will not route to it (a site whose nodes reach the hub through another address shows here)."""
+        self._event(f"The hub refused a port report: {why}", 70)
+        return why
+
+    async def _learn_node(self, info: JobInfo | None = None) -> bool:
+        """Learn the running job's node and that node's address from Slurm (once per job); sets the address
+        the hub routes to. False while Slurm does not say (the job is not running yet, or Slurm is silent)."""
+        if self.job_address:
+            return True
+        if info is None:
+            info = await self._job()
+            if info is None or not info.is_running:
+                return False
+        node = info.node.split(",")[0]
+        if not node:
+            return False
         try:
-            return socket.gethostbyname(node)
-        except OSError:
-            return node
+            address = await self.slurm.node_address(node)
+        except (SlurmError, ValueError) as err:
+            self.log.warning("Slurm did not say the address of node %r (job %s): %s", node, self.job_id, err)
+            return False
+        self.job_node, self.job_address = node, address
+        self.ip = address
+        return True
 
     # -- lifecycle ------------------------------------------------------------------------------
     def _event(self, message: str, progress: int | None = None) -> None:
@@ -326,11 +402,18 @@ class AIFSlurmSpawner(SlurmSpawner):
             return ""
         return "\n".join(text[-lines:])
 
+    def _where(self) -> str:
+        """"node2 (198.18.0.140)", or the name alone when Slurm's address is the name."""
+        if self.job_address and self.job_address != self.job_node:
+            return f"{self.job_node} ({self.job_address})"
+        return self.job_node
+
     def _ended_message(self, info: JobInfo, when: str) -> str:
         reason = f", reason: {info.reason}" if info.reason else ""
         code = f", exit code {info.exit_code}" if info.exit_code and info.exit_code != "0:0" else ""
         state = "is no longer known to Slurm" if info.state == "GONE" else f"ended ({info.state}{reason}{code})"
-        msg = f"Slurm job {self.job_id} {state} {when}."
+        node = f" on {self._where()}" if self.job_node else ""
+        msg = f"Slurm job {self.job_id}{node} {state} {when}."
         tail = self._log_tail()
         if tail:
             msg += f"\nLast lines of its log ({log_path(self._home()).replace('%j', self.job_id)}):\n{tail}"
@@ -342,8 +425,9 @@ class AIFSlurmSpawner(SlurmSpawner):
         req = self.request
         if req is None:  # apply_user_options sets it before every start
             raise SpawnFailed(500, "The hub has no validated request for this session. Tell your administrator.")
-        self.ip = site.hub.singleuser_ip
+        self.ip = site.hub.singleuser_ip  # where the server binds on its node (the route is the node's address)
         self.port = 0
+        self.job_node = self.job_address = ""
         if self.server:
             self.server.port = 0
         env = site.environment(req.environment)
@@ -360,6 +444,7 @@ class AIFSlurmSpawner(SlurmSpawner):
             raise SpawnFailed(503, f"Slurm did not answer ({err}); nothing was submitted. Try again in a minute.") from None
         except SlurmError as err:
             raise SpawnFailed(500, f"The hub cannot submit jobs: {err}. Tell your administrator.") from None
+        self.last_end = ""  # a new session: the notice about the last one is done
         self._save_state()
         gpu = f", {req.gpus} GPU(s)" if req.gpus else ""
         self._event(
@@ -393,7 +478,8 @@ class AIFSlurmSpawner(SlurmSpawner):
             visible = {p.name: limits_for(p, live.get(p.name)) for p in self.site.visible_partitions}
             faster = faster_option(req.partition, req.cpus, req.gpus, req.runtime_minutes,
                                    {n: live[n] for n in visible if n in live}, visible)
-        text = describe_job(info, position, start)
+        account = req.account or (self._projects.default if self._projects else "")
+        text = describe_job(info, position, start, account=account)
         return f"{text}. Faster: {faster}" if faster else text
 
     async def _wait_until_serving(self, req: SessionRequest):
@@ -410,13 +496,15 @@ class AIFSlurmSpawner(SlurmSpawner):
                     self._event(await self._queue_explanation(info, req), 20)
                     last_seen, last_explained = key, time.monotonic()
             elif info.is_running:
-                self.job_node = info.node.split(",")[0]
-                self._event(f"Job {self.job_id} is running on {self.job_node}; starting JupyterLab", 60)
-                break
+                if await self._learn_node(info):
+                    self._event(f"Job {self.job_id} is running on node {self._where()}; starting JupyterLab", 60)
+                    break
+                if last_seen != "no-address":
+                    self._event(f"Job {self.job_id} is running; asking Slurm for its node's address", 50)
+                    last_seen = "no-address"
             else:
                 raise SpawnFailed(502, self._ended_message(info, "before its server started"))
             await asyncio.sleep(self.startup_poll_interval)
-        self.ip = self._node_address(self.job_node)
         self._save_state()
         checks = 0
         while not self.port:
@@ -427,8 +515,8 @@ class AIFSlurmSpawner(SlurmSpawner):
                 if info is not None and info.is_finished:
                     raise SpawnFailed(502, self._ended_message(info, "before its server reported a port"))
         self._save_state()
-        self._event(f"JupyterLab listens on {self.job_node}:{self.port}; connecting", 90)
-        return (self.ip, self.port)
+        self._event(f"JupyterLab listens on node {self._where()}, port {self.port}; connecting", 90)
+        return (self.job_address, self.port)
 
     async def _cancel_quietly(self) -> None:
         if not self.job_id:
@@ -444,11 +532,33 @@ class AIFSlurmSpawner(SlurmSpawner):
         info = await self._job()
         if info is None:
             return None  # no answer is not "gone": keep the session
-        if info.is_pending or info.is_running:
-            return None
-        self.log.info("Job %s of %s ended (%s %s)", self.job_id, self._log_name, info.state, info.reason)
+        if info.is_running or (info.is_pending and not self.port):
+            return None  # running, or still starting (the start loop watches it)
+        if info.is_pending:
+            # The server was up and the job waits again: Slurm requeued it (sessions ask for --no-requeue,
+            # but an administrator may requeue). Its server is gone; a requeued copy would serve no one.
+            self._remember_end(info, "it was requeued by Slurm, so its server stopped")
+            await self._cancel_quietly()
+        else:
+            self._remember_end(info, explain_end(info))
         self.clear_state()
         return 1
+
+    def _remember_end(self, info: JobInfo, why: str) -> None:
+        """A session that ended without the hub stopping it: logged, and kept in the state for the form.
+        A server that exited by itself (COMPLETED: shut down from JupyterLab) is only logged."""
+        if not self.job_node and info.node:
+            self.job_node = info.node.split(",")[0]
+        where = f" on {self._where()}" if self.job_node else ""
+        reason = f", reason {info.reason}" if info.reason else ""
+        seen = time.strftime("%Y-%m-%d %H:%M")
+        message = (f"Your last session (Slurm job {self.job_id}) ended: {info.state}{where}{reason}: {why} "
+                   f"(noticed at {seen}). Files saved in your home are kept; start a new session below.")
+        if info.state == "COMPLETED":
+            self.log.info("Session of %s ended: %s", self._log_name, message)
+            return
+        self.log.warning("Session of %s ended by itself: %s", self._log_name, message)
+        self.last_end = message
 
     async def stop(self, now: bool = False):
         if not self.job_id:
@@ -477,3 +587,34 @@ class AIFSlurmSpawner(SlurmSpawner):
                 yield events[sent]
                 sent += 1
             await asyncio.sleep(0.5)
+
+
+def _text(value: Any, limit: int = 255) -> str:
+    """A text field of the stored state (the hub's database is a boundary): text, at most `limit` long."""
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _plain_ip(address: str) -> str:
+    """An address as it is compared: an IPv4 address mapped into IPv6 ('::ffff:198.18.0.12') as IPv4."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
+
+
+async def _addresses_of(address: str, timeout_s: float = 5.0) -> set[str]:
+    """The IP addresses a node address stands for: itself when it is an IP address (Slurm's NodeAddr
+    usually is), else what it resolves to within `timeout_s` (a real site's names resolve). Empty when it
+    does not resolve."""
+    try:
+        ipaddress.ip_address(address)
+        return {_plain_ip(address)}
+    except ValueError:
+        pass  # a name
+    try:
+        infos = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(address, None), timeout_s)
+    except (OSError, asyncio.TimeoutError):
+        return set()
+    return {_plain_ip(str(info[4][0])) for info in infos}

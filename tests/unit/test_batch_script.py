@@ -36,11 +36,32 @@ def test_script_for_a_gpu_session():
         "#SBATCH --nodes=1",
         "#SBATCH --ntasks=1",
         "#SBATCH --gres=gpu:2",
+        "#SBATCH --no-requeue",  # a node failure ends the session (NODE_FAIL) instead of re-running it unseen
     ]
     assert script.rstrip().splitlines()[-1] == (
         "exec /opt/aifw/venv/bin/batchspawner-singleuser /opt/aifw/venv/bin/jupyterhub-singleuser '--arg=a b'"
     )
-    assert 'echo "AIF Workbench JupyterHub session: job $SLURM_JOB_ID on $(hostname) as $(id -un)"' in script.splitlines()
+    [banner] = [ln for ln in script.splitlines() if ln.startswith("echo ")]
+    assert banner == ('echo "AIF Workbench JupyterHub session: job $SLURM_JOB_ID as $(id -un) on node '
+                      '${SLURMD_NODENAME:-$(hostname)}, hostname $(hostname), address $(hostname -I 2>/dev/null || echo unknown)"')
+
+
+def test_the_session_log_names_the_node_and_its_address(tmp_path):
+    """The banner, run by bash as a job would run it: Slurm's node name, the hostname, the addresses."""
+    import os
+    import socket
+    import subprocess
+
+    script = session_script(validate_options({}, SITE), SITE.environment("default"), CTX)
+    [banner] = [ln for ln in script.splitlines() if ln.startswith("echo ")]
+    env = dict(os.environ, SLURM_JOB_ID="42", SLURMD_NODENAME="node2")
+    out = subprocess.run(["bash", "-c", "set -eo pipefail; " + banner], capture_output=True, text=True, env=env,
+                         timeout=10, check=True).stdout
+    assert out.startswith("AIF Workbench JupyterHub session: job 42 as ")
+    assert f" on node node2, hostname {socket.gethostname()}, address " in out
+    own = subprocess.run(["bash", "-c", "hostname -I 2>/dev/null || echo unknown"], capture_output=True, text=True,
+                         timeout=10).stdout.strip()
+    assert out.split(", address ", 1)[1].strip() == own and "$(" not in out
 
 
 def test_set_up_steps_run_before_the_server_and_their_failure_is_only_reported():
@@ -97,4 +118,4 @@ def test_the_command_is_always_one_quoted_line(args):
     lines = script.splitlines()
     assert [ln for ln in lines if ln.startswith("exec ")] == [lines[-1]]
     assert shlex.split(lines[-1]) == ["exec", "/bin/x", *args]
-    assert len(sbatch_lines(script)) == 9
+    assert len(sbatch_lines(script)) == 10

@@ -6,8 +6,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aifw.site import example_site_path, load_site
-from aifw.slurm import PartitionInfo
-from aifw.spawners.request import OPTION_KEYS, OptionsError, form_to_options, request_from_state, validate_options
+from aifw.slurm import PartitionInfo, ProjectBudget
+from aifw.spawners.request import (
+    OPTION_KEYS,
+    OptionsError,
+    UserProjects,
+    form_to_options,
+    request_from_state,
+    validate_options,
+)
 
 SITE = load_site(example_site_path("sandbox"))
 LUMI = load_site(example_site_path("lumi-like"))
@@ -124,7 +131,7 @@ def test_a_stored_request_comes_back_as_it_was():
 
 
 def test_a_stored_account_from_the_users_associations_comes_back():
-    r = validate_options({"account": "proj-mine"}, SITE, LIVE, user_accounts=["proj-mine"])
+    r = validate_options({"account": "proj-mine"}, SITE, LIVE, projects=UserProjects.from_slurm(["proj-mine"], "", None))
     assert request_from_state(r.as_user_options(), SITE).account == "proj-mine"
 
 
@@ -175,10 +182,69 @@ def test_no_string_but_an_offered_name_passes(name):
         assert getattr(r, key) in NAMES_OK[key] | {"cpu"}
 
 
-def test_the_users_own_slurm_associations_are_offered_besides_the_sites():
-    r = validate_options({"account": "proj-mine"}, SITE, LIVE, user_accounts=["proj-mine"])
-    assert r.account == "proj-mine"
-    with pytest.raises(OptionsError, match="account 'proj-other' is not offered; allowed: proj-mine"):
-        validate_options({"account": "proj-other"}, SITE, LIVE, user_accounts=["proj-mine"])
-    r = validate_options({"partition": "dev-g", "account": "project_9"}, LUMI, user_accounts=["project_9"])
-    assert r.account == "project_9"
+# -- projects: the user's real associations and their GPU budgets ------------------------------------------
+def mine(*accounts: str, default: str = "", **budgets: ProjectBudget) -> UserProjects:
+    return UserProjects.from_slurm(list(accounts), default, {b.account: b for b in budgets.values()})
+
+
+def test_the_users_slurm_associations_are_the_projects_offered():
+    projects = mine("proj-mine", "training-2026", default="training-2026")
+    assert projects.accounts == ("training-2026", "proj-mine")  # the default first
+    assert validate_options({"account": "proj-mine"}, SITE, LIVE, projects=projects).account == "proj-mine"
+    with pytest.raises(OptionsError) as err:
+        validate_options({"account": "proj-other"}, SITE, LIVE, projects=projects)
+    assert err.value.problems == ["you are not a member of project 'proj-other' (you have no Slurm association with "
+                                  "it); your projects: training-2026, proj-mine"]
+    with pytest.raises(OptionsError, match="you are in no project; ask an administrator to add you to one"):
+        validate_options({"account": "proj-other"}, SITE, LIVE, projects=mine())
+    # With the real associations known, an account the site lists but the user is not in is refused too
+    # (sbatch would refuse it); the site's list is what is offered when accounting does not answer.
+    with pytest.raises(OptionsError, match="not a member of project 'project_465000001'.*your projects: project_9"):
+        validate_options({"partition": "dev-g", "account": "project_465000001"}, LUMI, projects=mine("project_9"))
+    assert validate_options({"partition": "dev-g", "account": "project_9"}, LUMI, projects=mine("project_9")).account == "project_9"
+
+
+def test_without_accounting_the_site_files_projects_are_offered():
+    projects = UserProjects.from_site(SITE, "trainer1")
+    assert (projects.accounts, projects.default, projects.known, projects.budgets) == (
+        ("proj-llm", "training-2026"), "proj-llm", False, None)
+    assert validate_options({"account": "training-2026", "partition": "gpu", "gpus": 2, "runtime_minutes": 240}, SITE,
+                            LIVE, projects=projects).account == "training-2026"  # no budget known: Slurm decides
+    with pytest.raises(OptionsError, match="account 'proj-x' is not offered; allowed: proj-llm, training-2026"):
+        validate_options({"account": "proj-x"}, SITE, LIVE, projects=projects)
+    assert UserProjects.from_site(LUMI, "anyone").accounts == ("project_465000001", "project_465000002")
+
+
+LLM = ProjectBudget("proj-llm", limit_minutes=120, used_minutes=30)  # 1.5 GPU-hours left
+
+
+@pytest.mark.parametrize("options", [
+    {"partition": "gpu", "gpus": 2, "runtime_minutes": 60, "account": "proj-llm"},
+    {"partition": "gpu", "gpus": 2, "runtime_minutes": 60},  # no account named: the user's default one
+])
+def test_a_gpu_request_over_the_projects_budget_is_refused_saying_what_is_left(options):
+    projects = mine("proj-llm", "training-2026", default="proj-llm", llm=LLM)
+    with pytest.raises(OptionsError) as err:
+        validate_options(options, SITE, LIVE, projects=projects)
+    [problem] = err.value.problems
+    assert problem.startswith("project proj-llm has 1.5 GPU-hours left; 2 GPUs for 60 min need 2; ")
+    assert "ask for fewer GPUs or a shorter walltime, or choose another project" in problem
+
+
+def test_requests_that_fit_or_are_not_billed_in_gpu_hours_pass():
+    projects = mine("proj-llm", "open", default="proj-llm", llm=LLM, other=ProjectBudget("open", None, 5000))
+    assert validate_options({"partition": "gpu", "gpus": 1, "runtime_minutes": 90}, SITE, LIVE, projects=projects).gpus == 1
+    assert validate_options({"partition": "cpu", "runtime_minutes": 480}, SITE, LIVE, projects=projects).gpus == 0
+    assert validate_options({"partition": "gpu", "gpus": 2, "runtime_minutes": 240, "account": "open"}, SITE, LIVE,
+                            projects=projects).account == "open"  # no GPU-hours limit
+    unknown = UserProjects.from_slurm(["proj-llm"], "proj-llm", None)  # budgets could not be read
+    assert validate_options({"partition": "gpu", "gpus": 2, "runtime_minutes": 240}, SITE, LIVE, projects=unknown).gpus == 2
+
+
+def test_an_exhausted_budget_refuses_every_gpu_request_and_other_problems_come_first():
+    projects = mine("proj-llm", default="proj-llm", llm=ProjectBudget("proj-llm", 120, used_minutes=130))
+    with pytest.raises(OptionsError, match="project proj-llm has 0 GPU-hours left; 1 GPU for 1 min need 0.02"):
+        validate_options({"partition": "gpu", "gpus": 1, "runtime_minutes": 1}, SITE, LIVE, projects=projects)
+    with pytest.raises(OptionsError) as err:  # the GPU count is wrong: the budget is not the point yet
+        validate_options({"partition": "gpu", "gpus": 3}, SITE, LIVE, projects=projects)
+    assert err.value.problems == ["partition gpu allows at most 2 GPUs per node; you asked for 3"]

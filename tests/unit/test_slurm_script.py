@@ -32,6 +32,12 @@ def test_directives_in_order_and_body_quoted():
     assert script.rstrip().splitlines()[-1] == "exec /opt/venv/bin/python -m x 'a b'"
 
 
+@pytest.mark.parametrize("requeue, directive", [(None, []), (False, ["--no-requeue"]), (True, ["--requeue"])])
+def test_requeue_is_said_only_when_chosen(requeue, directive):
+    script = build_batch_script(dataclasses.replace(JOB, requeue=requeue), BODY)
+    assert [d for d in sbatch(script) if "requeue" in d] == directive
+
+
 def test_array_and_memory_in_megabytes():
     script = build_batch_script(dataclasses.replace(JOB, array_size=3, memory_mb=1500, gpus=0), BODY)
     assert "--array=0-2" in sbatch(script) and "--mem=1500M" in sbatch(script)
@@ -41,7 +47,7 @@ def test_array_and_memory_in_megabytes():
 @pytest.mark.parametrize("field, value", [
     ("partition", "cpu\n#SBATCH --uid=0"), ("account", "a;id"), ("reservation", "$(id)"), ("gpu_type", "a100\nid"),
     ("job_name", "x y"), ("output", "/tmp/$(id)"), ("chdir", "relative"), ("cpus_per_task", 0),
-    ("time_minutes", True), ("array_size", 0), ("memory_mb", -1), ("nodes", "2"),
+    ("time_minutes", True), ("array_size", 0), ("memory_mb", -1), ("nodes", "2"), ("requeue", "no"),
 ])
 def test_a_bad_directive_value_is_refused(field, value):
     with pytest.raises(UnsafeValue):

@@ -2,6 +2,7 @@
 spawner is built from a traitlets Config as JupyterHub builds it, with its Slurm client stubbed."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ from tornado import web
 from traitlets.config import Config
 
 from aifw.site import example_site_path, load_site
-from aifw.slurm import PartitionInfo
+from aifw.slurm import JobInfo, PartitionInfo, ProjectBudget, SlurmRejected, SlurmUnavailable
 from aifw.spawners.replaced import REPLACED, ReplacedSettings, replaced_in
 from aifw.spawners.request import SessionRequest
 from aifw.spawners.spawner import AIFSlurmSpawner
@@ -98,22 +99,63 @@ def test_without_a_site_the_spawner_says_how_to_start_the_hub():
 
 
 # -- options: validated once, travel as a SessionRequest -------------------------------------------------
+class FakeSlurm:
+    """Stands in for the spawner's SlurmClient: accounting (associations, default account, budgets), jobs
+    and node addresses, each answer set by the test; an Exception as an answer is raised."""
+
+    def __init__(self, accounts=(), default="", budgets=None, jobs=(), addresses=None):
+        self.accounts = accounts if isinstance(accounts, Exception) else list(accounts)
+        self.default = default
+        self.budgets = budgets if budgets is not None else {}
+        self.jobs = list(jobs)  # JobInfo answers of job(), in turn (the last one repeats)
+        self.addresses = addresses or {}
+        self.cancelled: list[str] = []
+
+    @staticmethod
+    def _answer(value):
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    async def user_accounts(self, user):
+        return self._answer(self.accounts)
+
+    async def user_default_account(self, user):
+        return self._answer(self.default)
+
+    async def project_budgets(self, accounts):
+        budgets = self._answer(self.budgets)
+        return {a: b for a, b in budgets.items() if a in accounts}
+
+    async def job(self, job_id):
+        answer = self.jobs.pop(0) if len(self.jobs) > 1 else self.jobs[0]
+        return self._answer(answer)
+
+    async def node_address(self, node):
+        return self._answer(self.addresses.get(node, node))
+
+    async def cancel(self, job_id, user=None):
+        self.cancelled.append(job_id)
+
+    async def pending_order(self, partition):
+        return ["42"]
+
+    async def start_estimates(self, job_ids):
+        return {}
+
+
 class Counting:
     """Stands in for the spawner's Slurm client and live partitions; counts the validations' look-ups."""
 
-    def __init__(self, s: AIFSlurmSpawner, accounts=()):
+    def __init__(self, s: AIFSlurmSpawner, accounts=(), **slurm):
         self.lookups = 0
-        self.accounts = list(accounts)
 
         async def live():
             self.lookups += 1
             return LIVE
 
-        async def user_accounts(user):
-            return self.accounts
-
         s.live_partitions = live
-        s.slurm = SimpleNamespace(user_accounts=user_accounts)
+        s.slurm = FakeSlurm(accounts=accounts, **slurm)
 
 
 def run(coro):
@@ -185,3 +227,242 @@ def test_a_stored_request_that_no_longer_fits_is_dropped_and_logged(caplog):
     assert s.request is None and s.last_request is None and s.job_id == "42"
     assert "Stored request of learner1 no longer fits the site" in caplog.text
     assert "Stored last_request of learner1 no longer fits the site" in caplog.text
+
+
+# -- projects and budgets: refused before sbatch -------------------------------------------------------------
+LLM = {"proj-llm": ProjectBudget("proj-llm", limit_minutes=120, used_minutes=30)}  # 1.5 GPU-hours left
+
+
+def test_a_form_over_the_projects_budget_is_a_400_naming_what_is_left():
+    s = spawner()
+    Counting(s, accounts=["proj-llm"], default="proj-llm", budgets=LLM)
+    with pytest.raises(web.HTTPError) as err:
+        run(s.options_from_form({"partition": ["gpu"], "gpus": ["2"], "runtime_minutes": ["60"]}))
+    assert err.value.status_code == 400
+    assert err.value.jupyterhub_message.startswith("project proj-llm has 1.5 GPU-hours left; 2 GPUs for 60 min need 2")
+    assert s._from_form is None
+    assert run(s.options_from_form({"partition": ["gpu"], "gpus": ["1"], "runtime_minutes": ["90"]}))["gpus"] == 1
+
+
+def test_rest_options_over_the_budget_or_outside_the_users_projects_are_a_400():
+    s = spawner()
+    s.orm_spawner = None
+    Counting(s, accounts=["proj-llm", "training-2026"], default="training-2026", budgets=LLM)
+    with pytest.raises(web.HTTPError) as err:
+        run(s.apply_user_options(s, {"partition": "gpu", "gpus": 2, "runtime_minutes": 60, "account": "proj-llm"}))
+    assert err.value.status_code == 400 and "project proj-llm has 1.5 GPU-hours left" in err.value.jupyterhub_message
+    with pytest.raises(web.HTTPError) as err:
+        run(s.apply_user_options(s, {"account": "proj-secret"}))
+    assert err.value.jupyterhub_message == ("you are not a member of project 'proj-secret' (you have no Slurm "
+                                            "association with it); your projects: training-2026, proj-llm")
+    run(s.apply_user_options(s, {"partition": "gpu", "gpus": 2, "runtime_minutes": 60}))  # default: no GPU budget
+    assert s.request.gpus == 2 and s.request.account == ""
+
+
+@pytest.mark.parametrize("silent", [SlurmUnavailable("Connection refused"), SlurmRejected("no accounting plugin")])
+def test_when_accounting_does_not_answer_the_form_still_works_with_the_sites_projects(silent, caplog):
+    s = spawner()
+    s.user = SimpleNamespace(name="trainer1")
+    Counting(s, accounts=silent)
+    with caplog.at_level(logging.WARNING):
+        html = run(s._render_options_form(s))
+    assert "budgets are unknown" in html and 'value="proj-llm"' in html and 'value="training-2026"' in html
+    assert "Slurm's accounting did not answer about the projects of trainer1" in caplog.text
+    request = run(s.validate_request({"partition": "gpu", "gpus": 2, "runtime_minutes": 240, "account": "proj-llm"}))
+    assert request.account == "proj-llm"  # no budget known: Slurm decides at submit
+
+
+def test_budgets_slurm_cannot_say_are_shown_as_unknown():
+    s = spawner()
+    Counting(s, accounts=["proj-llm"], default="proj-llm", budgets=SlurmUnavailable("timed out"))
+    html = run(s._render_options_form(s))
+    assert "proj-llm (your default) \u2014 GPU-hours unknown" in html
+
+
+# -- sessions on compute nodes: the node's address, the port report from that node only ----------------------
+RUNNING = JobInfo("42", "RUNNING", node="node2", partition="gpu")
+NODE2 = {"node2": "198.18.0.140"}
+
+
+def starting(**slurm) -> AIFSlurmSpawner:
+    s = spawner()
+    s.startup_poll_interval = 0.01
+    Counting(s, **slurm)
+    s.job_id, s._spawn_pending = "42", True
+    return s
+
+
+def test_the_hub_routes_to_the_nodes_address_and_the_progress_names_the_node():
+    s = starting(jobs=[JobInfo("42", "PENDING", reason="Resources"), RUNNING], addresses=NODE2)
+    s._events = []
+
+    async def scenario():
+        waiting = asyncio.ensure_future(s._wait_until_serving(SessionRequest("gpu", 1, 1, 1, 60)))
+        for _ in range(500):
+            if s.job_address or waiting.done():
+                break
+            await asyncio.sleep(0.01)
+        assert s.job_address, waiting.result() if waiting.done() else "the node was not learned in 5 s"
+        refused = await s.accept_port_report({"port": 40000}, "198.18.0.139")  # node1, not the job's node
+        accepted = await s.accept_port_report({"port": 40000}, "198.18.0.140")
+        return refused, accepted, await asyncio.wait_for(waiting, 5)
+
+    refused, accepted, served = run(scenario())
+    assert refused == ("this report comes from 198.18.0.139, but job 42 runs on node2 (198.18.0.140): only the "
+                       "job's node may report its port")
+    assert accepted is None and served == ("198.18.0.140", 40000) and s.ip == "198.18.0.140"
+    messages = [e["message"] for e in s._events]
+    assert "Job 42 is running on node node2 (198.18.0.140); starting JupyterLab" in messages
+    assert f"The hub refused a port report: {refused}" in messages  # said on the spawn page too
+    assert messages[-1] == "JupyterLab listens on node node2 (198.18.0.140), port 40000; connecting"
+    assert (s.get_state()["job_node"], s.get_state()["job_address"]) == ("node2", "198.18.0.140")
+
+
+def test_a_port_report_before_the_hub_saw_the_job_running_asks_slurm_for_the_node():
+    s = starting(jobs=[RUNNING], addresses=NODE2)
+    assert run(s.accept_port_report({"port": 40001}, "::ffff:198.18.0.140")) is None
+    assert (s.job_node, s.job_address, s.port) == ("node2", "198.18.0.140", 40001)
+    assert run(s.accept_port_report({"port": 40002}, "198.18.0.140")) == "the port was already reported"
+
+
+@pytest.mark.parametrize("body, sender, problem", [
+    ({"port": 40000, "ip": "10.0.0.1"}, "198.18.0.140", "only 'port' may be reported; refused: ip"),
+    ({"port": 40000, "host": "node2"}, "198.18.0.140", "only 'port' may be reported; refused: host"),
+    ({"port": "80; id"}, "198.18.0.140", "port must be an integer between 1024 and 65535"),
+    ({"port": True}, "198.18.0.140", "port must be an integer between 1024 and 65535"),
+    (["port"], "198.18.0.140", "the body must be a JSON object"),
+    ({"port": 40000}, "", "this report comes from an unknown address, but job 42 runs on node2"),
+    ({"port": 40000}, "127.0.0.1", "this report comes from 127.0.0.1, but job 42 runs on node2 (198.18.0.140)"),
+])
+def test_a_port_report_is_refused_saying_why(body, sender, problem):
+    s = starting(jobs=[RUNNING], addresses=NODE2)
+    assert problem in run(s.accept_port_report(body, sender))
+    assert s.port == 0
+
+
+def test_a_port_report_while_slurm_does_not_say_the_node_is_refused():
+    s = starting(jobs=[JobInfo("42", "PENDING")])
+    assert "Slurm does not say yet which node job 42 runs on" in run(s.accept_port_report({"port": 40000}, "198.18.0.140"))
+    s = starting(jobs=[RUNNING], addresses={"node2": SlurmUnavailable("timed out")})
+    assert "Slurm does not say yet which node" in run(s.accept_port_report({"port": 40000}, "198.18.0.140"))
+    s._spawn_pending = False
+    assert run(s.accept_port_report({"port": 40000}, "198.18.0.140")) == "no server of yours is starting"
+
+
+def test_a_node_address_that_is_a_name_is_compared_by_what_it_resolves_to():
+    s = starting(jobs=[JobInfo("42", "RUNNING", node="localhost")])
+    assert run(s.accept_port_report({"port": 40000}, "127.0.0.1")) is None
+
+
+# -- a session that ends by itself: logged, remembered, shown in the next form ------------------------------------
+def test_a_node_failure_ends_the_session_and_the_next_form_says_how_and_why(caplog):
+    s = spawner()
+    s.job_id, s.job_node, s.job_address, s.port = "42", "node2", "198.18.0.140", 40000
+    s.slurm = FakeSlurm(jobs=[JobInfo("42", "NODE_FAIL", reason="NodeDown", node="node2")])
+    with caplog.at_level(logging.WARNING):
+        assert run(s.poll()) == 1
+    assert s.last_end.startswith("Your last session (Slurm job 42) ended: NODE_FAIL on node2 (198.18.0.140), reason "
+                                 "NodeDown: its compute node node2 failed (Slurm lost contact with it) (noticed at ")
+    assert "Session of learner1 ended by itself: Your last session (Slurm job 42) ended: NODE_FAIL" in caplog.text
+    s.clear_state()  # what JupyterHub does after a stop
+    state = s.get_state()
+    assert state["last_end"] == s.last_end and not state.get("job_id")
+    again = spawner()
+    again.load_state(state)  # a hub restart keeps it
+    Counting(again)
+    html = run(again._render_options_form(again))
+    assert 'id="aifw-last-session">Your last session (Slurm job 42) ended: NODE_FAIL on node2 (198.18.0.140)' in html
+
+
+def test_a_requeued_session_is_cancelled_and_reported_and_an_exited_one_only_logged():
+    s = spawner()
+    s.job_id, s.job_node, s.port = "42", "node1", 40000
+    s.slurm = FakeSlurm(jobs=[JobInfo("42", "PENDING", reason="BeginTime")])
+    assert run(s.poll()) == 1 and s.slurm.cancelled == ["42"]
+    assert "it was requeued by Slurm, so its server stopped" in s.last_end
+    s = spawner()
+    s.job_id, s.port = "43", 40000
+    s.slurm = FakeSlurm(jobs=[JobInfo("43", "COMPLETED", node="node1")])
+    assert run(s.poll()) == 1 and s.last_end == ""
+
+
+def test_a_starting_or_running_job_or_a_silent_slurm_keeps_the_session():
+    for info in (JobInfo("42", "RUNNING", node="node1"), JobInfo("42", "PENDING"), SlurmUnavailable("down")):
+        s = spawner()
+        s.job_id = "42"
+        s.slurm = FakeSlurm(jobs=[info])
+        assert run(s.poll()) is None and s.job_id == "42" and s.last_end == ""
+
+
+def test_the_callback_takes_the_sender_from_the_connection_not_from_headers_it_could_write():
+    """JupyterHub's server runs with xheaders=True, so remote_ip follows X-Real-Ip; the sender is the socket's peer."""
+    import json
+    import socket as sockets
+
+    from tornado.httpclient import AsyncHTTPClient
+    from tornado.httpserver import HTTPServer
+    from tornado.web import Application, RequestHandler
+
+    from aifw.spawners.callback import peer_address
+
+    class Echo(RequestHandler):
+        def get(self):
+            self.finish({"peer": peer_address(self.request), "remote_ip": self.request.remote_ip})
+
+    async def ask():
+        listener = sockets.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        server = HTTPServer(Application([("/", Echo)]), xheaders=True)
+        server.add_socket(listener)
+        try:
+            port = listener.getsockname()[1]
+            reply = await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/", headers={"X-Real-Ip": "198.18.0.140"})
+            return json.loads(reply.body)
+        finally:
+            server.stop()
+
+    answer = run(ask())
+    assert answer == {"peer": "127.0.0.1", "remote_ip": "198.18.0.140"}
+    assert peer_address(SimpleNamespace(connection=None)) == ""
+
+
+# -- the Slurm calls behind the user's projects (aifw.slurm, with a fake sacctmgr) ----------------------------
+def fake_sacctmgr(tmp_path, script: str):
+    from aifw.slurm import SlurmClient
+
+    tool = tmp_path / "sacctmgr"
+    tool.write_text("#!/bin/sh\n" + script)
+    tool.chmod(0o755)
+    return SlurmClient(bin_dir=str(tmp_path), exec_prefix=())
+
+
+def test_associations_and_the_default_account_come_from_sacctmgr(tmp_path):
+    client = fake_sacctmgr(tmp_path, """
+case "$*" in
+  "-nP show assoc user=test-researcher1 format=account") printf 'proj-llm\\ntraining-2026\\nproj-llm\\n' ;;
+  "-nP show user test-researcher1 format=defaultaccount") printf 'training-2026\\n' ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac""")
+    assert run(client.user_accounts("test-researcher1")) == ["proj-llm", "training-2026"]
+    assert run(client.user_default_account("test-researcher1")) == "training-2026"
+    with pytest.raises(ValueError, match="not a unix user name"):
+        run(client.user_accounts("x user=root"))
+
+
+def test_accounting_that_does_not_answer_is_an_error_not_no_projects(tmp_path):
+    client = fake_sacctmgr(tmp_path, "echo 'sacctmgr: error: Problem talking to the database: Connection refused' >&2; exit 1")
+    with pytest.raises(SlurmUnavailable, match="Connection refused"):
+        run(client.user_accounts("test-learner1"))
+    with pytest.raises(SlurmUnavailable):
+        run(client.user_default_account("test-learner1"))
+    empty = fake_sacctmgr(tmp_path, "exit 0")  # accounting answers: the user is in no project
+    assert run(empty.user_accounts("test-learner1")) == [] and run(empty.user_default_account("test-learner1")) == ""
+
+
+def test_the_default_account_parser():
+    from aifw.slurm import parse_default_account
+
+    assert parse_default_account("\nproj-llm\n") == "proj-llm"
+    assert parse_default_account("") == "" and parse_default_account("a b;c\n") == ""

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from aifw.names import JOB_ID, SLURM_NAME, matches
+from aifw.names import JOB_ID, SLURM_NAME, UNIX_USER, matches
 
 from .accounting import ProjectBudget, parse_assoc_mgr_budgets
 
@@ -33,6 +33,7 @@ from .parse import (
     SlurmTimedOut,
     SlurmUnavailable,
     parse_accounts,
+    parse_default_account,
     parse_gpus_in_use,
     parse_job_ids,
     parse_nodes,
@@ -56,6 +57,12 @@ def _job_id(job_id: str) -> str:
     if not matches(JOB_ID, job_id):
         raise ValueError(f"not a Slurm job id: {job_id!r}")
     return job_id
+
+
+def _user(name: str) -> str:
+    if not matches(UNIX_USER, name):
+        raise ValueError(f"not a unix user name: {name!r}")
+    return name
 
 
 def _first_word(text: str) -> str:
@@ -223,12 +230,16 @@ class SlurmClient:
         return parse_start_estimates(res.stdout)
 
     async def user_accounts(self, user: str) -> list[str]:
-        """The user's Slurm associations (accounts), or [] when accounting (slurmdbd) is not there."""
-        try:
-            res = await self.run("sacctmgr", ["-nP", "show", "assoc", f"user={user}", "format=account"], timeout_s=5)
-        except SlurmError:
-            return []
+        """The user's Slurm associations (accounts), sorted; [] when accounting knows the user in none.
+        Raises SlurmError when accounting (slurmdbd) does not answer or is not there: that is not "none"."""
+        res = await self.run("sacctmgr", ["-nP", "show", "assoc", f"user={_user(user)}", "format=account"], timeout_s=5)
         return parse_accounts(res.stdout)
+
+    async def user_default_account(self, user: str) -> str:
+        """The account Slurm bills when a job names none (the user's DefaultAccount); "" when accounting
+        lists none. Raises SlurmError when accounting does not answer."""
+        res = await self.run("sacctmgr", ["-nP", "show", "user", _user(user), "format=defaultaccount"], timeout_s=5)
+        return parse_default_account(res.stdout)
 
     async def project_budgets(self, accounts: Sequence[str]) -> dict[str, ProjectBudget]:
         """The GPU budget of each account as slurmctld counts it now (accounts it does not know are left
