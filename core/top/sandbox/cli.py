@@ -52,8 +52,12 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(status, indent=2))
         else:
             for k, v in status.items():
-                shown = "not running" if v in (None, False) else ("running" if v is True else f"running (pid {v})")
-                print(f"  {k:<12} {shown}")
+                if k == "mode":
+                    nodes = ", ".join(f"{n} {a}" for n, a in stack.site.sandbox.nodes)
+                    shown = f"{v} ({nodes})"
+                else:
+                    shown = "not running" if v in (None, False) else ("running" if v is True else f"running (pid {v})")
+                print(f"  {k:<16} {shown}")
         return 0 if st.is_up(stack) else 3
     except (SandboxError, SiteError) as err:
         print(f"aifw sandbox {args.action}: {err}", file=sys.stderr)
