@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 PORT_BASE = 20000
-PORT_SPAN = 20000  # job-derived ports lie in 20000-39999: above the usual services, below Linux's ephemeral range
+PORT_SPAN = 12000  # job-derived ports lie in 20000-31999: above the usual services, below Linux's ephemeral ports (32768-)
 ROUTE_TABLE = "/proc/net/route"
 SOCKET_IFNAME_VARIABLES = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")
 
@@ -106,21 +106,20 @@ def rank_env(environ: Mapping[str, str]) -> dict[str, str]:
     ``SLURM_*`` variables; ``{}`` when a launcher already set ``RANK`` (torchrun) or srun did not start it."""
     if "RANK" in environ or "SLURM_PROCID" not in environ:
         return {}
-    try:
-        node_id = int(environ.get("SLURM_NODEID", "0"))
-    except ValueError:
-        node_id = 0
+    node_id = environ.get("SLURM_NODEID", "0")
+    if not node_id.isdigit():
+        raise ValueError(f"SLURM_NODEID {node_id!r} is not a node index")
     per_node = environ.get("SLURM_STEP_TASKS_PER_NODE") or environ.get("SLURM_TASKS_PER_NODE") or "1"
     return {
         "RANK": environ["SLURM_PROCID"],
         "WORLD_SIZE": environ.get("SLURM_STEP_NUM_TASKS") or environ.get("SLURM_NTASKS", "1"),
         "LOCAL_RANK": environ.get("SLURM_LOCALID", "0"),
-        "LOCAL_WORLD_SIZE": str(tasks_per_node(per_node, node_id)),
+        "LOCAL_WORLD_SIZE": str(tasks_per_node(per_node, int(node_id))),
     }
 
 
 def port_for_job(job_id: str) -> int:
-    """A rendezvous port that every node of job ``job_id`` computes alike (``20000 + id % 20000``)."""
+    """A rendezvous port that every node of job ``job_id`` computes alike (``20000 + id % 12000``)."""
     base = str(job_id).split("_")[0]  # an array task "123_4" rendezvous like its job
     if not base.isdigit():
         raise ValueError(f"not a Slurm job id: {job_id!r}")

@@ -156,12 +156,14 @@ def test_rank_env_translates_srun_and_leaves_torchrun_alone():
     assert dist.rank_env(SRUN_TASK) == {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}
     assert dist.rank_env({**SRUN_TASK, "RANK": "0"}) == {}  # torchrun (or you) set it: kept
     assert dist.rank_env({"SLURM_JOB_ID": "41"}) == {}  # a batch script, not an srun task
+    with pytest.raises(ValueError, match="SLURM_NODEID"):
+        dist.rank_env({**SRUN_TASK, "SLURM_NODEID": "x"})
 
 
 def test_port_for_job_is_the_same_on_every_node_and_in_range():
     assert dist.port_for_job("41") == 20041
-    assert dist.port_for_job("123456_7") == dist.port_for_job("123456") == 20000 + 123456 % 20000
-    assert all(20000 <= dist.port_for_job(str(j)) < 40000 for j in (0, 19999, 20000, 10**9))
+    assert dist.port_for_job("123456_7") == dist.port_for_job("123456") == 23456
+    assert all(20000 <= dist.port_for_job(str(j)) < 32768 for j in (0, 11999, 12000, 10**9 + 7))
     with pytest.raises(ValueError, match="job id"):
         dist.port_for_job("x1")
 
