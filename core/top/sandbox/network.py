@@ -138,6 +138,24 @@ def leftovers(plan: NetworkPlan) -> tuple[list[str], list[str]]:
     return ns, ifs
 
 
+def remove_stale(plan: NetworkPlan) -> list[str]:
+    """Remove namespaces and interfaces with this sandbox's prefix that the plan does not have (a site that
+    had more nodes, or a crashed run with other names); returns what was removed."""
+    ns, ifs = leftovers(plan)
+    keep_ns = {n.netns for n in plan.nodes}
+    keep_if = {n.veth for n in plan.nodes} | {plan.bridge}
+    removed = []
+    for name in ifs:
+        if name not in keep_if:
+            _ip("link", "del", name, check=False)
+            removed.append(name)
+    for name in ns:
+        if name not in keep_ns:
+            _ip("netns", "del", name, check=False)
+            removed.append(name)
+    return removed
+
+
 def remove_network(plan: NetworkPlan) -> list[str]:
     """Remove every namespace and interface with this sandbox's prefix; returns what was removed."""
     ns, ifs = leftovers(plan)

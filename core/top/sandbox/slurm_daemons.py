@@ -14,7 +14,7 @@ import subprocess
 from aifw.slurm import SlurmError
 
 from .layout import Stack
-from .network import build_node, ensure_bridge, network_plan, remove_network
+from .network import build_node, ensure_bridge, network_plan, remove_network, remove_stale
 from .processes import SandboxError, read_pid, say, stop_pid_file, wait_for
 from .slurm_conf import render_cgroup_conf, render_gres_conf, render_slurm_conf
 
@@ -97,7 +97,11 @@ def start_slurm(stack: Stack) -> None:
         if removed:
             say(f"removed what an earlier run left: {', '.join(removed)}")
     if stack.site.sandbox is not None and stack.site.sandbox.is_cluster:
-        ensure_bridge(network_plan(stack.site.sandbox))  # slurmctld's address, which every node dials
+        plan = network_plan(stack.site.sandbox)
+        removed = remove_stale(plan)
+        if removed:
+            say(f"removed namespaces and interfaces the site no longer has: {', '.join(removed)}")
+        ensure_bridge(plan)  # slurmctld's address, which every node dials
     if read_pid(sp.ctld_pid) is None:
         subprocess.run([SLURMCTLD, "-i", "-f", str(sp.conf)], check=True, env=env, timeout=60)
     for node, pid in pids.items():
