@@ -26,22 +26,24 @@ from aifw.slurm import (
 from aifw.usage import UsageError, make_options, parse_time, render_csv, render_json, render_table, summarise
 from aifw.usage.plot import stacks, write_plot
 
-# sacct -X -P -n --noconvert -o JobIDRaw,User,Account,Partition,State,ElapsedRaw,AllocTRES,Start (22.05)
+# sacct -X -P -n --noconvert -o JobIDRaw,User,Account,Partition,State,ElapsedRaw,AllocTRES,Start,End (22.05)
 SACCT = """\
-101|researcher1|proj-llm|gpu|COMPLETED|3600|billing=2,cpu=2,gres/gpu=1,mem=1000M,node=1|2026-03-02T10:00:00
-102|researcher1|proj-llm|gpu|RUNNING|1800|billing=4,cpu=4,gres/gpu=2,gres/gpu:a100=2,mem=2000M,node=1|2026-03-03T09:00:00
-103|learner1|training-2026|cpu|COMPLETED|7200|billing=1,cpu=1,mem=500M,node=1|2026-03-02T08:00:00
-104|learner2|training-2026|gpu|PENDING|0||Unknown
-105|learner2|training-2026|gpu|CANCELLED by 1004|0||None
-106|trainer1|training-2026|gpu|TIMEOUT|600|billing=1,cpu=1,gres/gpu=1,mem=500M,node=1|2026-03-04T12:00:00
+101|researcher1|proj-llm|gpu|COMPLETED|3600|billing=2,cpu=2,gres/gpu=1,mem=1000M,node=1|2026-03-02T10:00:00|2026-03-02T11:00:00
+102|researcher1|proj-llm|gpu|RUNNING|1800|billing=4,cpu=4,gres/gpu=2,gres/gpu:a100=2,mem=2000M,node=1|2026-03-03T09:00:00|Unknown
+103|learner1|training-2026|cpu|COMPLETED|7200|billing=1,cpu=1,mem=500M,node=1|2026-03-02T08:00:00|2026-03-02T10:00:00
+104|learner2|training-2026|gpu|PENDING|0||Unknown|Unknown
+105|learner2|training-2026|gpu|CANCELLED by 1004|0||None|2026-03-02T09:00:00
+106|trainer1|training-2026|gpu|TIMEOUT|600|billing=1,cpu=1,gres/gpu=1,mem=500M,node=1|2026-03-04T12:00:00|2026-03-04T12:10:00
 
 """
+# Seen on the test stack: jobs cancelled while accounting missed their end; sacct counts them up to now.
+RUNAWAY = "372|learner1||cpu|CANCELLED|1432|billing=1,cpu=1,mem=1G,node=1|2026-03-02T00:24:50|Unknown\n"
 ODD = """\
-107.batch|researcher1|proj-llm||COMPLETED|3600|cpu=2,mem=1000M,node=1|2026-03-02T10:00:00
+107.batch|researcher1|proj-llm||COMPLETED|3600|cpu=2,mem=1000M,node=1|2026-03-02T10:00:00|2026-03-02T11:00:00
 sacct: error: something unexpected
-108|researcher1|proj-llm|gpu|COMPLETED|abc|cpu=1|2026-03-02T10:00:00
-109|researcher1|proj-llm|gpu|COMPLETED|60|cpu=lots,gres/gpu=1|2026-03-02T10:00:00
-110|researcher1|proj-llm|gpu|COMPLETED|60|cpu=1|2026-03-02T10:00:00|extra
+108|researcher1|proj-llm|gpu|COMPLETED|abc|cpu=1|2026-03-02T10:00:00|2026-03-02T11:00:00
+109|researcher1|proj-llm|gpu|COMPLETED|60|cpu=lots,gres/gpu=1|2026-03-02T10:00:00|2026-03-02T10:01:00
+110|researcher1|proj-llm|gpu|COMPLETED|60|cpu=1|2026-03-02T10:00:00|2026-03-02T10:01:00|extra
 """
 MARCH = (datetime(2026, 3, 1), datetime(2026, 4, 1))
 
@@ -53,11 +55,24 @@ def test_sacct_lines_become_typed_job_records():
     jobs = {j.job_id: j for j in usage.jobs}
     assert list(jobs) == ["101", "102", "103", "104", "105", "106"]
     assert jobs["101"] == JobUsage("101", "researcher1", "proj-llm", "gpu", "COMPLETED", 3600, cpus=2, gpus=1,
-                                   start=datetime(2026, 3, 2, 10))
+                                   start=datetime(2026, 3, 2, 10), end=datetime(2026, 3, 2, 11))
     assert (jobs["102"].gpus, jobs["102"].cpus, jobs["102"].is_running) == (2, 4, True)  # typed GPUs not counted twice
     assert (jobs["103"].gpus, jobs["103"].cpus) == (0, 1)
-    assert jobs["104"] == JobUsage("104", "learner2", "training-2026", "gpu", "PENDING", 0, 0, 0, None)
+    assert jobs["104"] == JobUsage("104", "learner2", "training-2026", "gpu", "PENDING", 0, 0, 0, None, None)
     assert jobs["105"].state == "CANCELLED" and jobs["105"].seconds_between(*MARCH) == 0
+    assert not any(j.is_runaway for j in jobs.values())  # the running one has no end either, rightly
+
+
+def test_a_runaway_job_counts_as_a_job_with_no_hours():
+    [job] = parse_sacct_usage(RUNAWAY).jobs
+    assert (job.state, job.elapsed_s, job.end, job.is_runaway) == ("CANCELLED", 1432, None, True)
+    assert job.seconds_between(*MARCH) == 0
+    r = summarise(parse_sacct_usage(SACCT + RUNAWAY).jobs, *MARCH)
+    assert r.runaway_jobs == 1 and r.total.jobs == 7
+    assert round(r.total.cpu_hours, 4) == 6.1667  # as without it
+    assert "1 job(s) ended in Slurm but have no end time" in render_table(r)
+    assert "sacctmgr show runawayjobs" in json.loads(render_json(r))["runaway_note"]
+    assert json.loads(render_json(report()))["runaway_note"] is None
 
 
 def test_odd_sacct_lines_are_kept_aside_never_a_crash():
@@ -70,23 +85,27 @@ def test_odd_sacct_lines_are_kept_aside_never_a_crash():
 def test_typed_gpus_count_when_no_generic_count_is_listed():
     assert parse_alloc_tres("cpu=2,gres/gpu:a100=2,gres/gpu:mi250=1,odd") == {
         "cpu": "2", "gres/gpu:a100": "2", "gres/gpu:mi250": "1"}
-    [job] = parse_sacct_usage("7|u1|p|gpu|COMPLETED|10|cpu=2,gres/gpu:a100=2,gres/gpu:mi250=1|2026-03-02T10:00:00").jobs
+    [job] = parse_sacct_usage("7|u1|p|gpu|COMPLETED|10|cpu=2,gres/gpu:a100=2,gres/gpu:mi250=1|2026-03-02T10:00:00|"
+                              "2026-03-02T10:00:10").jobs
     assert job.gpus == 3
 
 
 def test_run_time_is_cut_to_the_window():
-    job = JobUsage("1", "u", "p", "gpu", "COMPLETED", 3600, 1, 1, start=datetime(2026, 3, 2, 10))
+    job = JobUsage("1", "u", "p", "gpu", "COMPLETED", 3600, 1, 1, start=datetime(2026, 3, 2, 10),
+                   end=datetime(2026, 3, 2, 11))
     assert job.seconds_between(datetime(2026, 3, 2, 10, 30), datetime(2026, 3, 3)) == 1800
     assert job.seconds_between(datetime(2026, 3, 1), datetime(2026, 3, 2, 10, 15)) == 900
     assert job.seconds_between(datetime(2026, 3, 3), datetime(2026, 3, 4)) == 0
     assert job.seconds_between(*MARCH) == 3600
-    unknown_start = JobUsage("2", "u", "p", "gpu", "COMPLETED", 60, 1, 1, start=None)
+    unknown_start = JobUsage("2", "u", "p", "gpu", "COMPLETED", 60, 1, 1, start=None, end=datetime(2026, 3, 2))
     assert unknown_start.seconds_between(*MARCH) == 60
+    running = JobUsage("3", "u", "p", "gpu", "RUNNING", 7200, 1, 1, start=datetime(2026, 3, 31, 23))
+    assert running.seconds_between(*MARCH) == 3600  # up to now, cut at the window's end
 
 
 def test_sacct_argv_asks_allocations_in_the_window_of_one_user_and_account():
     since, until = datetime(2026, 3, 1), datetime(2026, 3, 14, 15, 2, 11)
-    base = ["-X", "-P", "-n", "--noconvert", "-o", "JobIDRaw,User,Account,Partition,State,ElapsedRaw,AllocTRES,Start",
+    base = ["-X", "-P", "-n", "--noconvert", "-o", "JobIDRaw,User,Account,Partition,State,ElapsedRaw,AllocTRES,Start,End",
             "-S", "2026-03-01T00:00:00", "-E", "2026-03-14T15:02:11"]
     assert sacct_usage_args(since, until) == [*base, "-a"]
     assert sacct_usage_args(since, until, user="researcher1", account="proj-llm") == [
@@ -165,7 +184,8 @@ def test_user_and_project_narrow_the_report():
 
 
 def test_a_job_without_an_account_is_shown_as_no_project():
-    [row] = summarise(parse_sacct_usage("9|u1||cpu|COMPLETED|3600|cpu=1|2026-03-02T10:00:00").jobs, *MARCH).rows
+    [row] = summarise(parse_sacct_usage("9|u1||cpu|COMPLETED|3600|cpu=1|2026-03-02T10:00:00|2026-03-02T11:00:00").jobs,
+                      *MARCH).rows
     assert (row.project, row.cpu_hours) == ("(no project)", 1.0)
 
 

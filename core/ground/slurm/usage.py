@@ -11,6 +11,7 @@ it lives with `aifw usage` (aifw.usage).
 
 Elapsed and allocation are Slurm's own: ElapsedRaw (seconds; for a running job, up to now) and AllocTRES
 (``billing=2,cpu=2,gres/gpu=1,mem=1000M,node=1``). A job that never started has no AllocTRES and 0 s.
+A runaway job (ended in Slurm's words, no end time in accounting) would count up to now: it counts 0.
 """
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ from typing import Sequence
 
 from aifw.names import SLURM_NAME, UNIX_USER, require
 
-from .parse import RUNNING_STATES, SlurmError
+from .parse import PENDING_STATES, RUNNING_STATES, SlurmError
 
 #: The columns asked of sacct, in this order (``-P``: separated by '|', no trailing '|').
-USAGE_FIELDS = ("JobIDRaw", "User", "Account", "Partition", "State", "ElapsedRaw", "AllocTRES", "Start")
+USAGE_FIELDS = ("JobIDRaw", "User", "Account", "Partition", "State", "ElapsedRaw", "AllocTRES", "Start", "End")
 #: How a time is written to and read from sacct (local time, as sacct prints it).
 SACCT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 GPU_TRES = "gres/gpu"
@@ -56,15 +57,24 @@ class JobUsage:
     cpus: int  # AllocTRES cpu= (0 without an allocation)
     gpus: int  # AllocTRES gres/gpu= (0 without GPUs or without an allocation)
     start: datetime | None = None  # None: not started (or a time sacct could not give)
+    end: datetime | None = None  # None: not ended (or, for a runaway job, an end accounting never got)
 
     @property
     def is_running(self) -> bool:
         return self.state in RUNNING_STATES
 
+    @property
+    def is_runaway(self) -> bool:
+        """Slurm ended the job (a final state) but accounting has no end time for it, so sacct counts its
+        run time up to now: a runaway job (``sacctmgr show runawayjobs``; fixing it sets its end to its
+        start). Its run time is not believed: it counts 0."""
+        return (self.elapsed_s > 0 and self.end is None and self.state not in RUNNING_STATES
+                and self.state not in PENDING_STATES)
+
     def seconds_between(self, since: datetime | None = None, until: datetime | None = None) -> int:
         """The job's run time that falls inside [since, until] (the whole of it when its start is unknown:
-        then it cannot be cut)."""
-        if self.elapsed_s <= 0:
+        then it cannot be cut). A runaway job counts 0."""
+        if self.elapsed_s <= 0 or self.is_runaway:
             return 0
         if self.start is None:
             return self.elapsed_s
@@ -129,10 +139,10 @@ def _gpus(tres: dict[str, str]) -> int:
     return sum(_count(v) for k, v in tres.items() if k.startswith(GPU_TRES + ":"))
 
 
-def _start(text: str) -> datetime | None:
+def _time(text: str) -> datetime | None:
     try:
         return datetime.strptime(text.strip(), SACCT_TIME_FORMAT)
-    except ValueError:  # 'Unknown', 'None', '' for a job that has not started
+    except ValueError:  # 'Unknown', 'None', '' for a job that has not started (or ended)
         return None
 
 
@@ -150,7 +160,7 @@ def parse_sacct_usage(text: str) -> SacctUsage:
         if len(bits) != len(USAGE_FIELDS):
             skipped.append(line)
             continue
-        job_id, user, account, partition, state, elapsed, alloc, start = (b.strip() for b in bits)
+        job_id, user, account, partition, state, elapsed, alloc, start, end = (b.strip() for b in bits)
         state_word = state.split()[0].upper() if state else ""
         if not _JOB_ID.match(job_id) or not user or not _STATE.match(state_word) or not _COUNT.match(elapsed):
             skipped.append(line)
@@ -162,7 +172,7 @@ def parse_sacct_usage(text: str) -> SacctUsage:
             skipped.append(line)
             continue
         jobs.append(JobUsage(job_id=job_id, user=user, account=account, partition=partition, state=state_word,
-                             elapsed_s=int(elapsed), cpus=cpus, gpus=gpus, start=_start(start)))
+                             elapsed_s=int(elapsed), cpus=cpus, gpus=gpus, start=_time(start), end=_time(end)))
     return SacctUsage(jobs=tuple(jobs), skipped=tuple(skipped))
 
 

@@ -51,7 +51,7 @@ def cmd_usage(args: argparse.Namespace) -> int:
     from aifw.slurm import AccountingUnavailable, SlurmClient, SlurmError, SlurmNotInstalled, sacct_usage_sync
 
     from .plot import write_plot
-    from .render import RENDERERS
+    from .render import RENDERERS, runaway_note
     from .report import summarise
 
     now = datetime.now().replace(microsecond=0)
@@ -74,6 +74,9 @@ def cmd_usage(args: argparse.Namespace) -> int:
         return _fail(f"sacct failed: {err}", EXIT_FAILED)
     report = summarise(records.jobs, opts.since, opts.until, user=opts.user, project=opts.project, counted_at=now)
     sys.stdout.write(RENDERERS[opts.format](report))
+    note = runaway_note(report)
+    if note and opts.format == "csv":  # the table and the JSON carry it themselves
+        print(f"aifw usage: {note}", file=sys.stderr)
     if records.skipped:
         print(f"aifw usage: {len(records.skipped)} line(s) of sacct's output were not understood and are left out, "
               f"e.g. {records.skipped[0][:200]!r}", file=sys.stderr)

@@ -17,6 +17,15 @@ UNITS = {
 CSV_COLUMNS = ("project", "user", "jobs", "running", "gpu_hours", "cpu_hours")
 
 
+def runaway_note(report: UsageReport) -> str | None:
+    """What to say about runaway jobs, or None when there are none."""
+    n = report.runaway_jobs
+    if not n:
+        return None
+    return (f"{n} job(s) ended in Slurm but have no end time in accounting (runaway jobs): they count 0 hours here. "
+            "An admin lists them and fixes them with `sacctmgr show runawayjobs`.")
+
+
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -53,7 +62,11 @@ def render_table(report: UsageReport) -> str:
     what = f"project {report.project}" if report.project else "all projects"
     out = [f"GPU-hours and CPU-hours {window_text(report)}; {who}, {what}",
            f"From Slurm accounting (sacct); {RUNNING_NOTE}. GPU-hours = hours x allocated GPUs, "
-           "CPU-hours = hours x allocated CPUs.", ""]
+           "CPU-hours = hours x allocated CPUs."]
+    note = runaway_note(report)
+    if note:
+        out.append(f"Note: {note}")
+    out.append("")
     if not report.rows:
         out.append("No jobs in this window.")
         return "\n".join(out) + "\n"
@@ -90,6 +103,8 @@ def render_json(report: UsageReport) -> str:
         "rows": [r.to_json() for r in report.rows],
         "projects": [p.to_json() for p in report.projects],
         "total": report.total.to_json(),
+        "runaway_jobs": report.runaway_jobs,
+        "runaway_note": runaway_note(report),
     }
     return json.dumps(data, indent=2) + "\n"
 

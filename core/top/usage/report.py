@@ -2,7 +2,8 @@
 
 GPU-hours of a job = its run time inside the window (s) x its allocated GPUs (AllocTRES gres/gpu) / 3600;
 CPU-hours the same with its allocated CPUs. A running job counts up to now; a job that never started
-counts 0 (and still counts as a job). Rows are sorted by GPU-hours, then CPU-hours, largest first.
+counts 0 (and still counts as a job), and so does a runaway job (ended, but with no end time in accounting:
+`JobUsage.is_runaway`; the report counts them so that it can say so). Rows are sorted by GPU-hours, then CPU-hours, largest first.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class UsageReport:
     user: str | None = None  # the filters the report was made with
     project: str | None = None
     counted_at: datetime | None = None  # when the counts were made (running jobs count up to it)
+    runaway_jobs: int = 0  # jobs whose run time was not believed (JobUsage.is_runaway): they count 0
 
 
 def _sort_key(row: UsageRow) -> tuple:
@@ -63,10 +65,12 @@ def summarise(jobs: Iterable[JobUsage], since: datetime, until: datetime, *, use
     """Add up `jobs` by (project, user) inside [since, until]. `user` and `project` narrow the report to
     jobs of that user or project (sacct was asked the same; this keeps the report right on its own)."""
     acc: dict[tuple[str, str], list] = {}
+    runaway = 0
     for job in jobs:
         if (user is not None and job.user != user) or (project is not None and job.account != project):
             continue
         seconds = job.seconds_between(since, until)
+        runaway += 1 if job.is_runaway else 0
         entry = acc.setdefault((job.account or NO_PROJECT, job.user), [0, 0, 0, 0])
         entry[0] += 1
         entry[1] += 1 if job.is_running else 0
@@ -79,4 +83,5 @@ def summarise(jobs: Iterable[JobUsage], since: datetime, until: datetime, *, use
         by_project.setdefault(row.project, []).append(row)
     projects = sorted((_add(p, None, rs) for p, rs in by_project.items()), key=_sort_key)
     return UsageReport(since=since, until=until, rows=tuple(rows), projects=tuple(projects),
-                       total=_add("total", None, rows), user=user, project=project, counted_at=counted_at)
+                       total=_add("total", None, rows), user=user, project=project, counted_at=counted_at,
+                       runaway_jobs=runaway)
