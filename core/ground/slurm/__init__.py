@@ -33,6 +33,7 @@ from .parse import (
     SlurmRejected,
     SlurmTimedOut,
     SlurmUnavailable,
+    first_node,
     format_slurm_minutes,
     node_state_base,
     node_takes_jobs,
@@ -50,6 +51,7 @@ from .parse import (
     parse_squeue_jobs,
     parse_start_estimates,
     partitions_from_nodes,
+    tasks_per_node,
 )
 from .script import BatchJob, BatchScript, UnsafeValue, build_batch_script
 from .usage import (
@@ -68,7 +70,7 @@ __all__ = [
     "BatchJob", "BatchScript", "CommandResult", "JOB_IDS_FORMAT", "JobInfo", "NODE_FORMAT", "NODE_USABLE_STATES", "NodeInfo",
     "PENDING_STATES", "PartitionInfo", "RUNNING_STATES", "SQUEUE_JOB_FORMAT", "SlurmClient", "SlurmError",
     "SlurmNotInstalled", "SlurmRejected", "SlurmTimedOut", "SlurmUnavailable", "UnsafeValue", "build_batch_script",
-    "format_slurm_minutes", "node_state_base", "node_takes_jobs", "parse_accounts", "parse_default_account", "parse_gpus_in_use",
+    "first_node", "format_slurm_minutes", "tasks_per_node", "node_state_base", "node_takes_jobs", "parse_accounts", "parse_default_account", "parse_gpus_in_use",
     "parse_gres_gpus", "parse_job_ids", "parse_nodes", "parse_partitions", "parse_sbatch_job_id", "parse_scontrol_job",
     "parse_scontrol_records", "parse_slurm_minutes", "parse_squeue_jobs", "parse_start_estimates", "partitions_from_nodes",
     "USAGE_FIELDS", "AccountingUnavailable", "JobUsage", "SacctUsage", "parse_alloc_tres", "parse_sacct_usage",

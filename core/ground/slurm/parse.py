@@ -368,3 +368,42 @@ def parse_start_estimates(text: str) -> dict[str, str]:
         if len(bits) == 2 and bits[1] not in {"N/A", "(null)"}:
             out[bits[0]] = bits[1]
     return out
+
+
+def first_node(nodelist: str) -> str:
+    """The first node of a Slurm node list such as ``node[1-2]``, ``gpu[03-04,07],cpu1`` or ``r[1-2]n[5-6]``
+    (what ``scontrol show hostnames`` would print first). Raises ValueError for text that is not a node list."""
+    text = nodelist.strip() if isinstance(nodelist, str) else ""
+    name, i = [], 0
+    while i < len(text) and text[i] != ",":
+        if text[i] == "[":
+            end = text.find("]", i)
+            if end < 0:
+                raise ValueError(f"node list {nodelist!r} has a '[' without its ']'")
+            first = text[i + 1:end].split(",")[0].split("-")[0]
+            if not first.isdigit():
+                raise ValueError(f"node list {nodelist!r}: {text[i:end + 1]!r} is not a range of numbers")
+            name.append(first)
+            i = end + 1
+        else:
+            name.append(text[i])
+            i += 1
+    node = "".join(name)
+    if not matches(SLURM_NAME, node):
+        raise ValueError(f"{nodelist!r} is not a Slurm node list such as 'node[1-2]'")
+    return node
+
+
+def tasks_per_node(spec: str, node_id: int) -> int:
+    """Tasks of a step on node ``node_id`` from ``SLURM_STEP_TASKS_PER_NODE`` (e.g. ``2(x3),1``: 2 tasks on
+    each of the first three nodes, 1 on the fourth)."""
+    counts: list[int] = []
+    for part in spec.split(","):
+        number, _, times = part.strip().partition("(x")
+        try:
+            counts += [int(number)] * int(times.rstrip(")") or 1)
+        except ValueError:
+            raise ValueError(f"SLURM_STEP_TASKS_PER_NODE {spec!r} is not a list like '2(x3),1'") from None
+    if not counts:
+        raise ValueError(f"SLURM_STEP_TASKS_PER_NODE {spec!r} names no node")
+    return counts[min(max(node_id, 0), len(counts) - 1)]
