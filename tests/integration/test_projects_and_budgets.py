@@ -35,7 +35,7 @@ def account_options(html: str) -> list[tuple[str, str]]:
 
 
 def test_the_form_lists_the_users_projects_default_first_with_gpu_hours(stack, hub):
-    html = hub.login(TRAINER).get(f"{stack.hub_url}/hub/spawn", timeout=30).text
+    html = hub.login(TRAINER).get(f"{stack.hub_url}/hub/spawn", timeout=30).content.decode("utf-8")
     options = account_options(html)
     assert [v for v, _ in options] == ["proj-llm", "training-2026"], options  # the default project first
     assert re.fullmatch(r"proj-llm \(your default\) \u2014 [\d.]+ of 2 GPU-hours used, [\d.]+ left( \(.*\))?",
