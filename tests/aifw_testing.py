@@ -165,6 +165,27 @@ class HubClient:
         assert p.returncode == 0, p.stderr
         return p.stdout.strip().split(";")[0]
 
+    def fill_every_gpu(self, user: str, timeout: float = 30) -> list[str]:
+        """One job per compute node (as `user`, partition gpu) holding all its GPUs; their ids once all run."""
+        site = self.info.stack.site
+        env = dict(os.environ, SLURM_CONF=self.info.slurm_conf)
+        ids = []
+        for node, _address in site.sandbox.nodes:
+            p = subprocess.run(
+                ["runuser", "-u", user, "--", "sbatch", "--parsable", "-p", "gpu", "-w", node,
+                 f"--gres=gpu:{site.sandbox.node.gpus}", "-t", "10", "-o", "/dev/null", "--wrap", "sleep 300"],
+                capture_output=True, text=True, env=env, timeout=30, cwd="/tmp",
+            )
+            assert p.returncode == 0, p.stderr
+            ids.append(p.stdout.strip().split(";")[0])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if {j["id"] for j in self.info.squeue(user) if j["state"] == "RUNNING"} >= set(ids):
+                return ids
+            time.sleep(0.3)
+        self.info.slurm("scancel", *ids)
+        raise AssertionError(f"the GPU fillers did not all run: {self.info.squeue(user)}")
+
     # -- kernels through the proxy ------------------------------------------------------------
     def run_code(self, name: str, token: str, code: str, timeout: float = 60) -> str:
         """Start a kernel on `name`'s server through the proxy, run `code`, return its stdout."""

@@ -77,7 +77,7 @@ def test_launch_link_prefills_the_form_and_shows_the_gpu_hours(stack, hub, page)
 
 def test_pending_page_explains_why_the_session_waits(stack, hub, page):
     name = stack.learners()[0]
-    filler = hub.submit_filler("test-researcher1", "gpu", "gpu:2")
+    fillers = hub.fill_every_gpu("test-researcher1")  # every GPU of every node
     hub.started.add(name)
     try:
         login(page, stack, name)
@@ -89,5 +89,5 @@ def test_pending_page_explains_why_the_session_waits(stack, hub, page):
         expect(message).to_contain_text("position 1 in the queue")
     finally:
         hub.stop(name)
-        stack.slurm("scancel", filler)
+        stack.slurm("scancel", *fillers)
     assert stack.squeue(name) == []
