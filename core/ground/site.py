@@ -98,7 +98,7 @@ class SlurmSettings(_Model):
         description="argv prefix that runs a Slurm command as the hub user ({username} is replaced).",
     )
     account_required: bool = Field(False, description="Every session must name an account (project).")
-    accounts: list[SlurmName] = Field([], description="Accounts/projects offered in the form.")
+    accounts: list[SlurmName] = Field([], description="Accounts offered in the form when Slurm accounting does not answer (when it does, the form offers the user's own associations).")
     reservations: list[SlurmName] = Field([], description="Reservations offered in the form (training events).")
 
 
