@@ -14,6 +14,16 @@ import requests
 import websocket
 
 
+def wait_until(check, timeout: float = 30, interval: float = 0.5) -> bool:
+    """Poll `check` until it is true (True) or `timeout` seconds pass (False): a bounded wait."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return False
+
+
 @dataclass
 class StackInfo:
     hub_url: str

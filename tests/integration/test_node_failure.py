@@ -4,19 +4,11 @@ ended; nothing is left in the queue, and the node returns to service when its li
 from __future__ import annotations
 
 import subprocess
-import time
 from html import unescape
 
 from aifw.sandbox.network import IP, network_plan
 
-
-def wait_until(check, timeout: float, interval: float = 1.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return False
+from aifw_testing import wait_until
 
 
 def test_a_node_that_fails_ends_the_session_and_the_hub_says_why(stack, hub):

@@ -6,27 +6,19 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from html import unescape
 
 import pytest
 
 from aifw.slurm import SlurmClient, format_hours
 
+from aifw_testing import wait_until
+
 RESEARCHER, TRAINER = "test-researcher1", "test-trainer1"  # proj-llm (2 GPU-hours); trainer also training-2026
 
 
 def budget(stack, account: str):
     return SlurmClient(conf=stack.slurm_conf).project_budgets_sync([account])[account]
-
-
-def wait_until(check, timeout: float = 30, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def account_options(html: str) -> list[tuple[str, str]]:

@@ -1,44 +1,17 @@
 """While pending, the queue is explained; failures show Slurm's reason; nothing is orphaned or dropped."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 
 from aifw.sandbox.slurm_daemons import start_slurm
 
-
-def wait_until(check, timeout=30, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return False
-
-
-def fill_every_gpu(stack, holder: str) -> list[str]:
-    """One job per compute node (as `holder`) that takes all of its GPUs; their ids once all run."""
-    env = dict(os.environ, SLURM_CONF=stack.slurm_conf)
-    gpus = stack.stack.site.sandbox.node.gpus
-    ids = []
-    for node, _address in stack.stack.site.sandbox.nodes:
-        p = subprocess.run(["runuser", "-u", holder, "--", "sbatch", "--parsable", "-p", "gpu", "-w", node,
-                            f"--gres=gpu:{gpus}", "-t", "10", "-o", "/dev/null", "--wrap", "sleep 300"],
-                           capture_output=True, text=True, env=env, timeout=30, cwd="/tmp")
-        assert p.returncode == 0, p.stderr
-        ids.append(p.stdout.strip().split(";")[0])
-    running = lambda: {j["id"] for j in stack.squeue(holder) if j["state"] == "RUNNING"} >= set(ids)  # noqa: E731
-    if not wait_until(running):
-        stack.slurm("scancel", *ids)
-        raise AssertionError(f"the GPU fillers did not all run: {stack.squeue(holder)}")
-    return ids
+from aifw_testing import wait_until
 
 
 def test_pending_session_explains_the_queue_and_cancel_cancels_the_job(stack, hub):
     name, holder = stack.learners()[0], "test-researcher1"
-    fillers = fill_every_gpu(stack, holder)  # every GPU of every node is taken
+    fillers = hub.fill_every_gpu(holder)  # every GPU of every node is taken
     try:
         assert hub.start(name, {"partition": "gpu", "gpus": 1}).status_code == 202  # pending
         events = hub.progress(name, until=20, stop_when=lambda e: "waiting for free resources" in e.get("message", ""))
@@ -57,7 +30,7 @@ def test_pending_session_explains_the_queue_and_cancel_cancels_the_job(stack, hu
 
 def test_scancel_of_a_starting_job_fails_the_spawn_with_the_reason(stack, hub):
     name, holder = stack.learners()[1], "test-researcher1"
-    fillers = fill_every_gpu(stack, holder)
+    fillers = hub.fill_every_gpu(holder)
     try:
         assert hub.start(name, {"partition": "gpu", "gpus": 1}).status_code == 202
         assert wait_until(lambda: len(stack.squeue(name)) == 1)
