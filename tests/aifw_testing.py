@@ -118,6 +118,15 @@ class HubClient:
             self.started.add(name)
         return r
 
+    def start_pending(self, name: str, options: dict) -> None:
+        """Start a server that must stay pending (its job waits in the queue). JupyterHub answers 202 as a
+        rule, but 201 when the user's previous spawn had failed (its handler then reads the discarded
+        spawner), so the server model is what says "pending"."""
+        r = self.start(name, options)
+        assert r.status_code in (201, 202), f"{r.status_code} {r.text[:300]}"
+        server = self.user_model(name)["servers"].get("")
+        assert server and server["pending"] == "spawn", server
+
     def wait_ready(self, name: str, timeout: float = 90) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -96,7 +96,7 @@ def test_a_job_the_budget_cannot_cover_yet_waits_and_the_pending_page_says_why(s
     try:
         assert wait_until(lambda: any(j["id"] == holder and j["state"] == "RUNNING" for j in stack.squeue(TRAINER)))
         # ...so 1 GPU for 30 min fits what is left (the hub lets it through) but not what the holder leaves.
-        assert hub.start(RESEARCHER, {"partition": "gpu", "gpus": 1, "runtime_minutes": 30}).status_code == 202
+        hub.start_pending(RESEARCHER, {"partition": "gpu", "gpus": 1, "runtime_minutes": 30})
         events = hub.progress(RESEARCHER, until=30, stop_when=lambda e: "GPU-hours left" in e.get("message", ""))
         pending = [e["message"] for e in events if "is pending in partition gpu" in e.get("message", "")]
         assert pending and "project proj-llm has not enough GPU-hours left for it" in pending[-1], events

@@ -13,7 +13,7 @@ def test_pending_session_explains_the_queue_and_cancel_cancels_the_job(stack, hu
     name, holder = stack.learners()[0], "test-researcher1"
     fillers = hub.fill_every_gpu(holder)  # every GPU of every node is taken
     try:
-        assert hub.start(name, {"partition": "gpu", "gpus": 1}).status_code == 202  # pending
+        hub.start_pending(name, {"partition": "gpu", "gpus": 1})
         events = hub.progress(name, until=20, stop_when=lambda e: "waiting for free resources" in e.get("message", ""))
         messages = [e["message"] for e in events]
         pending = [m for m in messages if "is pending in partition gpu" in m]
@@ -32,7 +32,7 @@ def test_scancel_of_a_starting_job_fails_the_spawn_with_the_reason(stack, hub):
     name, holder = stack.learners()[1], "test-researcher1"
     fillers = hub.fill_every_gpu(holder)
     try:
-        assert hub.start(name, {"partition": "gpu", "gpus": 1}).status_code == 202
+        hub.start_pending(name, {"partition": "gpu", "gpus": 1})
         assert wait_until(lambda: len(stack.squeue(name)) == 1)
         [job] = stack.squeue(name)
         stack.slurm("scancel", job["id"])
