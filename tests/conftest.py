@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import proof_in_background
 from aifw_testing import HubClient, StackInfo
 
 TEST_HOME = Path(os.environ.get("AIFW_TEST_HOME", "/opt/aifw-test"))
@@ -27,6 +28,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
         elif "/tests/e2e/" in path:
             item.add_marker(pytest.mark.e2e)
+    # The course proof runs in the background at idle priority from now on; the tests that read it go last.
+    proof = [i for i in items if "course_proofs" in getattr(i, "fixturenames", ())]
+    if proof and not config.option.collectonly:
+        proof_in_background.start()
+        items[:] = [i for i in items if i not in proof] + proof
+
+
+def pytest_sessionfinish(session, exitstatus):
+    proof_in_background.stop()
 
 
 def write_test_site(home: Path) -> Path:

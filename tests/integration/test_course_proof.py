@@ -2,8 +2,9 @@
 
 For each module: the release leaks nothing, the instructor's solution autogrades to full marks, the blank
 release to 0 without hanging, and every planted wrong answer loses exactly its own test cell. The whole
-catalogue is proved once per session, modules in parallel (about 4 minutes on 2 cores); each module is then
-its own test. No Slurm is needed: the notebooks' Dask clusters are local here.
+catalogue is proved once per session, modules in parallel (about 4 minutes of 2 cores), in the background at
+idle priority while the other tests run (tests/proof_in_background.py); each module is then its own test,
+run last. No Slurm is needed: the notebooks' Dask clusters are local here.
 """
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ import yaml
 from aifw.commands import main as aifw_main
 from aifw.courses import cells as nbcells
 from aifw.courses.catalogue import load_catalogue
-from aifw.courses.proof import ProofOptions, prove
+from aifw.courses.proof import ProofOptions
+
+import proof_in_background
 
 pytestmark = pytest.mark.timeout(1500)
 
@@ -27,7 +30,8 @@ IDS = [f"{c.id}/{m}" for c, m in SHIPPED]
 
 @pytest.fixture(scope="session")
 def course_proofs():
-    proofs = prove(SHIPPED, ProofOptions())
+    # Started at collection and run at idle priority beside the other tests (tests/proof_in_background.py).
+    proofs = proof_in_background.result(timeout_s=1400)
     return {f"{p.course}/{p.module}": p for p in proofs}
 
 
