@@ -28,7 +28,9 @@ flock 9
 # --- Debian packages -------------------------------------------------------------------------
 # Accounting: slurmdbd + its MariaDB plugin and a MariaDB server (started by the sandbox on its own
 # data directory, socket and port; the package's own database is never started or touched).
-pkgs=(slurmctld slurmd slurm-client munge slurmdbd slurm-wlm-mysql-plugin mariadb-server python3-venv python3-dev)
+# REST: slurmrestd with the JWT plugin.
+pkgs=(slurmctld slurmd slurm-client munge slurmdbd slurm-wlm-mysql-plugin mariadb-server slurmrestd slurm-wlm-jwt-plugin
+      libjwt0 python3-venv python3-dev)
 [ "$MODE" = "--test" ] && pkgs+=(chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do

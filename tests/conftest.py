@@ -66,7 +66,7 @@ def write_test_site(home: Path) -> Path:
     ]
     # The tests' own cluster: its own ports, its own half of 198.18.0.0/24 and its own namespace names.
     data["sandbox"].update(cluster_name="aifwtest", slurmctld_port=16817, slurmd_port=16818, slurmdbd_port=16819,
-                           database_port=16306, network="198.18.0.128/25", netns_prefix="aifwt",
+                           database_port=16306, slurmrestd_port=16820, network="198.18.0.128/25", netns_prefix="aifwt",
                            demo_users=TEST_USERS)
     home.mkdir(parents=True, exist_ok=True)
     path = home / "test-site.yaml"

@@ -175,6 +175,7 @@ class SandboxSettings(_Model):
     slurmd_port: int = Field(6818, ge=1024, le=65535, description="Port of slurmd (every compute node uses it, each in its own namespace).")
     slurmdbd_port: int = Field(6819, ge=1024, le=65535, description="Port of slurmdbd (Slurm's accounting daemon), on 127.0.0.1.")
     database_port: int = Field(6306, ge=1024, le=65535, description="Port of the sandbox's own MariaDB (slurmdbd's database), on 127.0.0.1.")
+    slurmrestd_port: int = Field(6820, ge=1024, le=65535, description="Port of slurmrestd (Slurm's REST API, JWT authentication) on 127.0.0.1; it runs as the system user <netns_prefix>-rest.")
     node: SandboxNode = Field(SandboxNode(), description="The size of each compute node.")
     demo_users: list[DemoUser] = Field([], description="Unix accounts created with generated passwords.")
 
@@ -200,6 +201,11 @@ class SandboxSettings(_Model):
     @property
     def is_cluster(self) -> bool:
         return self.mode == "cluster"
+
+    @property
+    def rest_user(self) -> str:
+        """The unprivileged system account slurmrestd runs as (it refuses root and the SlurmUser)."""
+        return f"{self.netns_prefix}-rest"
 
     @property
     def login_address(self) -> str:

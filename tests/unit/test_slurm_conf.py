@@ -35,13 +35,15 @@ def test_cluster_mode_declares_each_node_at_its_own_address_with_its_own_spool_a
 def test_accounting_enforces_associations_limits_qos_and_gpu_budgets():
     site = load_site(example_site_path("sandbox"))
     conf = render_slurm_conf(site, SlurmPaths(Path("/s")))
-    for line in ("AccountingStorageType=accounting_storage/slurmdbd", "AccountingStoragePort=6819",
+    for line in ("AuthAltTypes=auth/jwt", "AuthAltParameters=jwt_key=/s/jwt_hs256.key",
+                 "AccountingStorageType=accounting_storage/slurmdbd", "AccountingStoragePort=6819",
                  "AccountingStorageTRES=gres/gpu", "AccountingStorageEnforce=associations,limits,qos,safe",
                  "PriorityType=priority/multifactor"):
         assert line in conf.splitlines()
     dbd = render_slurmdbd_conf(site, SlurmPaths(Path("/s")), db_password="pw")
     assert "StoragePort=6306" in dbd and "StorageHost=127.0.0.1" in dbd and "StoragePass=pw" in dbd
     assert "SlurmUser=root" in dbd and "DbdPort=6819" in dbd and "PidFile=/s/slurmdbd.pid" in dbd
+    assert "AuthAltTypes=auth/jwt" in dbd and "AuthAltParameters=jwt_key=/s/jwt_hs256.key" in dbd
 
 
 def test_single_node_mode_is_one_node_on_loopback():

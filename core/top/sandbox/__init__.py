@@ -21,6 +21,7 @@ Rooms, each with one job (arrows point down the list; `processes` is used by all
 - `slurm_daemons`  slurm.conf written, slurmctld and each node's slurmd started and stopped, all jobs cancelled
 - `network`        cluster mode: the bridge and each node's namespace + veth, made, rebuilt and removed
 - `accounting`     the sandbox's own MariaDB and slurmdbd
+- `rest`           slurmrestd with JWT: the key, its unprivileged account, the daemon
 - `munge`          munged checked, started, stopped by the stack that started it
 - `layout`         the paths under AIFW_HOME (Stack), the effective site, make_stack
 - `slurm_conf`     slurm.conf, gres.conf, cgroup.conf and slurmdbd.conf rendered from the site file (pure)

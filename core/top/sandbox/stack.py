@@ -1,8 +1,8 @@
 """Stand up and tear down the sandbox stack: munge, MariaDB + slurmdbd, slurmctld, a slurmd per compute node
-(in its network namespace), projects and budgets, demo accounts, the courses, JupyterHub.
+(in its network namespace), slurmrestd (JWT), projects and budgets, demo accounts, the courses, JupyterHub.
 
 The orchestrator only: each step lives in its own room (layout, munge, accounting, network,
-slurm_daemons, projects, accounts, sandbox_json, publishing, provisioning, hub, hub_groups); this module
+slurm_daemons, rest, projects, accounts, sandbox_json, publishing, provisioning, hub, hub_groups); this module
 says in which order they run.
 Processes are found and stopped by their pid files, never by name.
 """
@@ -22,6 +22,7 @@ from .provisioning import provision_courses
 from .publishing import publish_courses
 from .sandbox_json import load_sandbox_json, write_sandbox_json
 from .projects import apply_projects
+from .rest import ensure_jwt_key, start_slurmrestd, stop_slurmrestd
 from .slurm_daemons import slurmd_pids, start_slurm, stop_slurm
 
 # What the CLI and the tests' `stack` fixture use (Stack and make_stack live in .layout).
@@ -37,6 +38,7 @@ def status(stack: Stack) -> dict[str, object]:
         **accounting.status(stack),
         "slurmctld": read_pid(sp.ctld_pid),
         **{f"slurmd ({node})": pid for node, pid in slurmd_pids(stack).items()},
+        "slurmrestd": read_pid(sp.rest_pid),
         "jupyterhub": read_pid(stack.hub_pid),
         "proxy": read_pid(stack.proxy_pid),
         "hub_healthy": hub_healthy(stack),
@@ -64,9 +66,11 @@ def up(stack: Stack) -> bool:
     stack.logs.chmod(0o700)
     stack.site_file.write_text(effective_site_text(stack))
     start_munge(stack)
+    ensure_jwt_key(stack)
     accounting.start_database(stack)
     accounting.start_slurmdbd(stack)
     start_slurm(stack)
+    start_slurmrestd(stack)
     apply_projects(stack.site, stack.slurm, say=say)
     info = load_sandbox_json(stack)
     users = ensure_demo_users(stack.site, info.get("users", {}))
@@ -128,6 +132,7 @@ def _read_if_there(path: Path) -> str | None:
 def down(stack: Stack) -> None:
     """Stop every process this stack started (by pid file). Data (hub DB, homes, state) is kept."""
     stop_hub(stack)
+    stop_slurmrestd(stack)
     stop_slurm(stack)
     accounting.stop_accounting(stack)
     stop_munge(stack)
