@@ -243,6 +243,9 @@ def validate_options(
             problems.append(f"account {_show(account)} is not offered; allowed: {allowed}")
     if not account and site.slurm.account_required:
         problems.append(f"an account (project) is required; choose one of: {', '.join(accounts)}")
+    qos_problem = _qos_refusal(site, account or projects.default, gpus, runtime)
+    if qos_problem and not problems:
+        problems.append(qos_problem)
     budget = projects.budget(account) if account in accounts or not account else None
     refusal = budget.refusal(gpus, runtime) if budget is not None and not problems else None
     if refusal:
@@ -270,6 +273,25 @@ def validate_options(
         environment=env_name,
         gpu_type=part.gpu_type if gpus else None,
     )
+
+
+def _qos_refusal(site: Site, account: str, gpus: int, runtime: int) -> str | None:
+    """A request beyond the default QOS of a project the site file declares (its first `qos`): refused
+    here rather than left pending for ever. QOS that only Slurm knows are Slurm's to enforce (the pending
+    page then says why in words)."""
+    project = site.project(account) if account else None
+    if project is None or not project.qos:
+        return None
+    qos = next((q for q in site.qos if q.name == project.qos[0]), None)
+    if qos is None:
+        return None
+    if qos.max_gpus_per_user is not None and gpus > qos.max_gpus_per_user:
+        return (f"project {project.name} runs under QOS {qos.name}, which allows {qos.max_gpus_per_user} GPU(s) "
+                f"per user; you asked for {gpus}")
+    if qos.max_walltime_minutes is not None and runtime > qos.max_walltime_minutes:
+        return (f"project {project.name} runs under QOS {qos.name}, which allows {qos.max_walltime_minutes} minutes "
+                f"of walltime; you asked for {runtime}")
+    return None
 
 
 def offered_accounts(site: Site, more: list[str] | None = None) -> list[str]:

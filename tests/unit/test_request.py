@@ -208,8 +208,8 @@ def test_without_accounting_the_site_files_projects_are_offered():
     projects = UserProjects.from_site(SITE, "trainer1")
     assert (projects.accounts, projects.default, projects.known, projects.budgets) == (
         ("proj-llm", "training-2026"), "proj-llm", False, None)
-    assert validate_options({"account": "training-2026", "partition": "gpu", "gpus": 2, "runtime_minutes": 240}, SITE,
-                            LIVE, projects=projects).account == "training-2026"  # no budget known: Slurm decides
+    assert validate_options({"account": "proj-llm", "partition": "gpu", "gpus": 2, "runtime_minutes": 240}, SITE,
+                            LIVE, projects=projects).account == "proj-llm"  # no budget known: Slurm decides
     with pytest.raises(OptionsError, match="account 'proj-x' is not offered; allowed: proj-llm, training-2026"):
         validate_options({"account": "proj-x"}, SITE, LIVE, projects=projects)
     assert UserProjects.from_site(LUMI, "anyone").accounts == ("project_465000001", "project_465000002")
@@ -248,3 +248,17 @@ def test_an_exhausted_budget_refuses_every_gpu_request_and_other_problems_come_f
     with pytest.raises(OptionsError) as err:  # the GPU count is wrong: the budget is not the point yet
         validate_options({"partition": "gpu", "gpus": 3}, SITE, LIVE, projects=projects)
     assert err.value.problems == ["partition gpu allows at most 2 GPUs per node; you asked for 3"]
+
+
+def test_a_request_beyond_the_projects_qos_is_refused_before_sbatch():
+    # training-2026 runs under the site's QOS `training`: 1 GPU per user, 120 minutes.
+    learner = mine("training-2026", default="training-2026")
+    with pytest.raises(OptionsError, match=r"project training-2026 runs under QOS training, which allows 1 GPU\(s\) "
+                                           r"per user; you asked for 2"):
+        validate_options({"partition": "gpu", "gpus": 2}, SITE, LIVE, projects=learner)
+    with pytest.raises(OptionsError, match="which allows 120 minutes of walltime; you asked for 180"):
+        validate_options({"partition": "gpu", "gpus": 1, "runtime_minutes": 180}, SITE, LIVE, projects=learner)
+    assert validate_options({"partition": "gpu", "gpus": 1, "runtime_minutes": 120}, SITE, LIVE, projects=learner).gpus == 1
+    # proj-llm has no QOS of its own: its members may ask for the partition's most.
+    assert validate_options({"partition": "gpu", "gpus": 2}, SITE, LIVE,
+                            projects=mine("proj-llm", default="proj-llm")).gpus == 2

@@ -255,8 +255,8 @@ def test_rest_options_over_the_budget_or_outside_the_users_projects_are_a_400():
         run(s.apply_user_options(s, {"account": "proj-secret"}))
     assert err.value.jupyterhub_message == ("you are not a member of project 'proj-secret' (you have no Slurm "
                                             "association with it); your projects: training-2026, proj-llm")
-    run(s.apply_user_options(s, {"partition": "gpu", "gpus": 2, "runtime_minutes": 60}))  # default: no GPU budget
-    assert s.request.gpus == 2 and s.request.account == ""
+    run(s.apply_user_options(s, {"partition": "gpu", "gpus": 1, "runtime_minutes": 60}))  # default: no GPU budget
+    assert s.request.gpus == 1 and s.request.account == ""
 
 
 @pytest.mark.parametrize("silent", [SlurmUnavailable("Connection refused"), SlurmRejected("no accounting plugin")])
