@@ -19,7 +19,9 @@ replaces what it gets wrong:
 - a session that ends by itself (NODE_FAIL, TIMEOUT, ...) is logged and remembered in the state, and the
   next spawn form says how and why it ended;
 - the state (job id, node, address, port, request) is everything a hub restart needs;
-- progress messages say what Slurm says (job id, state, pending reason, node).
+- progress messages say what Slurm says (job id, state, pending reason, node);
+- every spawner of the hub shares one Slurm query per interval (`aifw.spawners.job_watch`): Slurm's load
+  does not grow with the number of sessions starting or running.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from traitlets import Float, Instance, default
 from aifw.site import Site
 from aifw.slurm import JobInfo, PartitionInfo, SlurmClient, SlurmError, SlurmRejected, SlurmUnavailable
 
-from . import callback
+from . import callback, job_watch
 from .batch_script import ScriptContext, log_path, session_script
 from .form import PREFILL_KEYS, render_form
 from .queue import describe_job, explain_end, faster_option
@@ -83,6 +85,9 @@ class _LiveCache:
 
 
 _live_cache = _LiveCache()
+
+#: A pending job's queue explanation is said again after this many seconds even when nothing changed.
+_EXPLAIN_EVERY_S = 15.0
 
 
 class AIFSlurmSpawner(SlurmSpawner):
@@ -360,7 +365,7 @@ class AIFSlurmSpawner(SlurmSpawner):
         if self.job_address:
             return True
         if info is None:
-            info = await self._job()
+            info = await self._job_now()  # a port report waits on this: not until the next round
             if info is None or not info.is_running:
                 return False
         node = info.node.split(",")[0]
@@ -385,7 +390,22 @@ class AIFSlurmSpawner(SlurmSpawner):
         self._events.append(ev)
         self.log.info("%s: %s", self._log_name, message)
 
-    async def _job(self) -> JobInfo | None:
+    async def _job(self, interval: float | None = None) -> JobInfo | None:
+        """The job's state from the hub's shared watcher: the next round of the one query that serves
+        every spawner, rounds `interval` (default `startup_poll_interval`) apart. None: Slurm did not
+        answer (never "gone")."""
+        watch = job_watch.shared(self.slurm)
+        try:
+            info = await watch.job(self.job_id, self.startup_poll_interval if interval is None else interval)
+        except SlurmUnavailable as err:
+            self.log.warning("Slurm did not answer about job %s: %s", self.job_id, err)
+            return None
+        self._last_info = info
+        return info
+
+    async def _job_now(self) -> JobInfo | None:
+        """The job's state asked on its own, now: for the rare caller that cannot wait for a round (a port
+        report in flight). None: Slurm did not answer."""
         try:
             info = await self.slurm.job(self.job_id)
         except SlurmUnavailable as err:
@@ -466,11 +486,15 @@ class AIFSlurmSpawner(SlurmSpawner):
 
     async def _queue_explanation(self, info: JobInfo, req: SessionRequest) -> str:
         """What Slurm says about a pending job: reason, position, estimated start, a faster option."""
-        position, start, faster = None, "", ""
+        position, faster = None, ""
+        # Slurm's estimated start of a pending job is squeue's %S, already in `info` (what `squeue
+        # --start` prints); the order comes from one listing per partition that every spawner shares.
+        start = info.start_time if info.is_pending else ""
         try:
-            order = await self.slurm.pending_order(info.partition or req.partition)
+            order = await job_watch.shared(self.slurm).queue_order(
+                info.partition or req.partition, self.job_id, max_age=_EXPLAIN_EVERY_S,
+                min_age=self.startup_poll_interval)
             position = order.index(self.job_id) + 1 if self.job_id in order else None
-            start = (await self.slurm.start_estimates([self.job_id])).get(self.job_id, "")
         except SlurmError as err:
             self.log.debug("No queue details for job %s: %s", self.job_id, err)
         live = await self.live_partitions()
@@ -492,7 +516,7 @@ class AIFSlurmSpawner(SlurmSpawner):
                     last_seen = "silent"
             elif info.is_pending:
                 key = f"{info.state}/{info.reason}"
-                if key != last_seen or time.monotonic() - last_explained > 15:
+                if key != last_seen or time.monotonic() - last_explained > _EXPLAIN_EVERY_S:
                     self._event(await self._queue_explanation(info, req), 20)
                     last_seen, last_explained = key, time.monotonic()
             elif info.is_running:
@@ -504,16 +528,23 @@ class AIFSlurmSpawner(SlurmSpawner):
                     last_seen = "no-address"
             else:
                 raise SpawnFailed(502, self._ended_message(info, "before its server started"))
-            await asyncio.sleep(self.startup_poll_interval)
+            # No sleep here: the next _job() is the next round of the shared watcher, an interval on.
         self._save_state()
-        checks = 0
-        while not self.port:
-            await asyncio.sleep(min(0.25, self.startup_poll_interval))
-            checks += 1
-            if checks % 4 == 0:
-                info = await self._job()
-                if info is not None and info.is_finished:
-                    raise SpawnFailed(502, self._ended_message(info, "before its server reported a port"))
+        # Wait for the port report, looking at it every 0.25 s; meanwhile the watcher says, once per
+        # round, whether the job ended before its server reported.
+        check: asyncio.Future | None = None
+        try:
+            while not self.port:
+                if check is None:
+                    check = asyncio.ensure_future(self._job())
+                elif check.done():
+                    info, check = check.result(), None
+                    if info is not None and info.is_finished:
+                        raise SpawnFailed(502, self._ended_message(info, "before its server reported a port"))
+                    continue
+                await asyncio.sleep(min(0.25, self.startup_poll_interval))
+        finally:
+            _drop(check)
         self._save_state()
         self._event(f"JupyterLab listens on node {self._where()}, port {self.port}; connecting", 90)
         return (self.job_address, self.port)
@@ -573,10 +604,9 @@ class AIFSlurmSpawner(SlurmSpawner):
             return
         deadline = time.monotonic() + self.stop_wait_seconds
         while time.monotonic() < deadline:
-            info = await self._job()
+            info = await self._job(min(0.5, self.startup_poll_interval))  # rounds of the shared watcher
             if info is not None and info.is_finished:
                 return
-            await asyncio.sleep(0.5)
         self.log.warning("Job %s of %s is still in the queue after scancel", job_id, self._log_name)
 
     async def progress(self):
@@ -587,6 +617,18 @@ class AIFSlurmSpawner(SlurmSpawner):
                 yield events[sent]
                 sent += 1
             await asyncio.sleep(0.5)
+
+
+def _drop(task: asyncio.Future | None) -> None:
+    """A look-up no longer needed (the port came first, or the spawn ended): cancelled if it still waits;
+    an error it ended with is moot, and marked as seen."""
+    if task is None:
+        return
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" at exit
+    else:
+        task.cancel()
 
 
 def _text(value: Any, limit: int = 255) -> str:

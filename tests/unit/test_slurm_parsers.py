@@ -130,3 +130,42 @@ def test_a_given_environment_is_the_commands_whole_environment(monkeypatch):
     assert sorted(given) == ["JUPYTERHUB_USER=learner1", "SLURM_CONF=/etc/slurm/test.conf"]
     inherited = client.run_sync("env", []).stdout.splitlines()
     assert "AIFW_ADMIN_TOKEN=hub-secret" in inherited and "SLURM_CONF=/etc/slurm/test.conf" in inherited
+
+
+SDIAG = """*******************************************************
+sdiag output at Wed Dec 02 01:45:32 2026 (1796175932)
+*******************************************************
+Server thread count:  3
+Jobs submitted: 18
+
+Remote Procedure Call statistics by message type
+	REQUEST_PARTITION_INFO                  ( 2009) count:239    ave_time:288    total_time:68984
+	REQUEST_FED_INFO                        ( 2049) count:177    ave_time:306    total_time:54167
+	REQUEST_JOB_INFO_SINGLE                 ( 2021) count:168    ave_time:335    total_time:56339
+	REQUEST_STATS_INFO                      ( 2035) count:4      ave_time:100    total_time:400
+
+Remote Procedure Call statistics by user
+	root            (       0) count:573    ave_time:344    total_time:254783
+	test-researcher1(    1004) count:15     ave_time:987    total_time:987
+
+Pending RPC statistics
+	No pending RPCs
+"""
+
+
+def test_sdiag_rpc_counters_and_the_requests_between_two_readings():
+    from aifw.slurm.parse import parse_sdiag_rpcs
+
+    before = parse_sdiag_rpcs(SDIAG)
+    assert before.by_type == {"REQUEST_PARTITION_INFO": 239, "REQUEST_FED_INFO": 177,
+                              "REQUEST_JOB_INFO_SINGLE": 168, "REQUEST_STATS_INFO": 4}
+    assert before.by_user == {"root": 573, "test-researcher1": 15} and before.total == 588
+    after = parse_sdiag_rpcs(SDIAG.replace("count:168 ", "count:200 ").replace("count:4 ", "count:5 ")
+                             .replace("count:573 ", "count:606 "))
+    between = after.since(before)
+    assert between.by_type == {"REQUEST_JOB_INFO_SINGLE": 32, "REQUEST_STATS_INFO": 1}
+    assert between.by_user == {"root": 33} and between.total == 33
+    # Counters reset in between (sdiag -r): the new reading counts from zero.
+    assert parse_sdiag_rpcs(SDIAG.replace("count:239 ", "count:3 ")).since(before).by_type == {"REQUEST_PARTITION_INFO": 3}
+    with pytest.raises(SlurmRejected, match="no RPC statistics"):
+        parse_sdiag_rpcs("sdiag: error: Unable to contact slurm controller")

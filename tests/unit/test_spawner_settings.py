@@ -107,7 +107,7 @@ class FakeSlurm:
         self.accounts = accounts if isinstance(accounts, Exception) else list(accounts)
         self.default = default
         self.budgets = budgets if budgets is not None else {}
-        self.jobs = list(jobs)  # JobInfo answers of job(), in turn (the last one repeats)
+        self.answers = list(jobs)  # JobInfo answers about the job, one per look-up, in turn (the last repeats)
         self.addresses = addresses or {}
         self.cancelled: list[str] = []
 
@@ -127,9 +127,18 @@ class FakeSlurm:
         budgets = self._answer(self.budgets)
         return {a: b for a, b in budgets.items() if a in accounts}
 
+    def _next(self):
+        return self._answer(self.answers.pop(0) if len(self.answers) > 1 else self.answers[0])
+
     async def job(self, job_id):
-        answer = self.jobs.pop(0) if len(self.jobs) > 1 else self.jobs[0]
-        return self._answer(answer)
+        return self._next()
+
+    async def jobs(self, job_ids):  # the shared watcher's round: one answer for the one job asked
+        info = self._next()
+        return {info.job_id: info} if info.job_id in job_ids else {}
+
+    async def ended_job(self, job_id):
+        return JobInfo(job_id, "GONE")
 
     async def node_address(self, node):
         return self._answer(self.addresses.get(node, node))
@@ -139,9 +148,6 @@ class FakeSlurm:
 
     async def pending_order(self, partition):
         return ["42"]
-
-    async def start_estimates(self, job_ids):
-        return {}
 
 
 class Counting:

@@ -27,6 +27,7 @@ from .parse import (
     JobInfo,
     NodeInfo,
     PartitionInfo,
+    RpcCounts,
     SlurmError,
     SlurmNotInstalled,
     SlurmRejected,
@@ -40,6 +41,7 @@ from .parse import (
     parse_partitions,
     parse_sbatch_job_id,
     parse_scontrol_job,
+    parse_sdiag_rpcs,
     parse_squeue_jobs,
     parse_start_estimates,
 )
@@ -70,6 +72,10 @@ def _first_word(text: str) -> str:
     return words[0] if words else ""
 
 
+def _sbatch_args(hold: bool) -> list[str]:
+    return ["--parsable", "--hold"] if hold else ["--parsable"]
+
+
 def _failure(command: str, returncode: int, stdout: str, stderr: str) -> SlurmError:
     message = stderr.strip() or stdout.strip() or f"{command}: exit status {returncode}"
     return SlurmUnavailable(message) if UNAVAILABLE.search(message) else SlurmRejected(message)
@@ -85,11 +91,20 @@ class SlurmClient:
     timeout_s: float = 10.0
     exec_prefix: Sequence[str] = ("runuser", "-u", "{username}", "--")
 
+    #: At most this many job ids go into one ``squeue -j`` (its argument stays a few kB).
+    max_jobs_per_query: int = 1000
+
     @classmethod
     def for_site(cls, slurm: Any, *, timeout_s: float | None = None) -> "SlurmClient":
         """The client a site's `slurm` settings describe (bin_dir, conf, command_timeout_s, exec_prefix)."""
         return cls(bin_dir=slurm.bin_dir, conf=slurm.conf, timeout_s=timeout_s or slurm.command_timeout_s,
                    exec_prefix=tuple(slurm.exec_prefix))
+
+    @property
+    def identity(self) -> tuple:
+        """What makes two clients run the same commands the same way (commands, configuration, time limit,
+        exec prefix): clients with the same identity can share one query (`aifw.spawners.job_watch`)."""
+        return (self.bin_dir, self.conf, self.timeout_s, tuple(self.exec_prefix), self.max_jobs_per_query)
 
     # -- running ------------------------------------------------------------------------------
     def _env(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -155,28 +170,50 @@ class SlurmClient:
         return CommandResult(tuple(argv), p.returncode, p.stdout, p.stderr)
 
     # -- jobs ---------------------------------------------------------------------------------
-    async def submit(self, script: str, *, user: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    async def submit(self, script: str, *, user: str | None = None, env: Mapping[str, str] | None = None,
+                     hold: bool = False) -> str:
         """Submit a batch script (on stdin), as `user` when given; returns the job id. `env`: the job's whole
-        environment (sbatch exports it); None: the caller's."""
-        result = await self.run("sbatch", ["--parsable"], as_user=user, stdin=script, env=env)
+        environment (sbatch exports it); None: the caller's. `hold`: the job waits in the queue (reason
+        JobHeldUser) until it is released or cancelled: it uses no node meanwhile (benchmarks of the queue)."""
+        result = await self.run("sbatch", _sbatch_args(hold), as_user=user, stdin=script, env=env)
         return parse_sbatch_job_id(result.stdout)
 
-    def submit_sync(self, script: str, *, user: str | None = None, env: Mapping[str, str] | None = None) -> str:
-        result = self.run_sync("sbatch", ["--parsable"], as_user=user, stdin=script, env=env)
+    def submit_sync(self, script: str, *, user: str | None = None, env: Mapping[str, str] | None = None,
+                    hold: bool = False) -> str:
+        result = self.run_sync("sbatch", _sbatch_args(hold), as_user=user, stdin=script, env=env)
         return parse_sbatch_job_id(result.stdout)
 
     async def job(self, job_id: str) -> JobInfo:
         """The job's state. GONE when Slurm no longer knows it. Raises SlurmUnavailable when Slurm is silent."""
-        _job_id(job_id)
-        try:
-            res = await self.run("squeue", ["-h", "-j", job_id, "-o", SQUEUE_JOB_FORMAT])
-            jobs = parse_squeue_jobs(res.stdout)
-            if jobs:
-                return jobs[0]
-        except SlurmRejected as err:
-            if not INVALID_JOB.search(str(err)):
+        listed = await self.jobs([job_id])
+        return listed[job_id] if job_id in listed else await self.ended_job(job_id)
+
+    async def jobs(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
+        """The jobs of `job_ids` that squeue lists (pending, running, completing, ...), by id, from one
+        ``squeue -j id1,id2,...`` per `max_jobs_per_query` ids. slurmctld serves several ids as one job
+        listing whatever their number (measured on 22.05: REQUEST_JOB_INFO + REQUEST_PARTITION_INFO; one id:
+        REQUEST_FED_INFO + REQUEST_JOB_INFO_SINGLE + REQUEST_PARTITION_INFO), and squeue prints only the
+        jobs asked for. A job that has ended is left out: ask `ended_job` for it. Raises SlurmUnavailable
+        when Slurm is silent."""
+        ids = list(dict.fromkeys(_job_id(j) for j in job_ids))
+        listed: dict[str, JobInfo] = {}
+        step = max(1, self.max_jobs_per_query)
+        for start in range(0, len(ids), step):
+            chunk = ids[start:start + step]
+            try:
+                res = await self.run("squeue", ["-h", "-j", ",".join(chunk), "-o", SQUEUE_JOB_FORMAT])
+            except SlurmRejected as err:
+                if INVALID_JOB.search(str(err)):
+                    continue  # one id that Slurm no longer knows (with several, squeue just leaves it out)
                 raise
-        # squeue forgot it (finished): scontrol still knows for MinJobAge seconds.
+            wanted = set(chunk)
+            listed.update((j.job_id, j) for j in parse_squeue_jobs(res.stdout) if j.job_id in wanted)
+        return listed
+
+    async def ended_job(self, job_id: str) -> JobInfo:
+        """A job squeue no longer lists: scontrol still knows it for MinJobAge seconds after it ended (state,
+        reason, exit code); GONE when Slurm does not know it at all. Raises SlurmUnavailable when silent."""
+        _job_id(job_id)
         try:
             res = await self.run("scontrol", ["show", "job", "-o", job_id])
             return parse_scontrol_job(res.stdout, job_id)
@@ -270,6 +307,15 @@ class SlurmClient:
         if not matches(SLURM_NAME, node):
             raise ValueError(f"not a Slurm node name: {node!r}")
         return _first_word(self.run_sync("sinfo", ["-h", "-N", "-n", node, "-o", "%o"]).stdout) or node
+
+    async def rpc_counts(self) -> RpcCounts:
+        """slurmctld's RPC counters (``sdiag``). Two readings give the requests served in between
+        (`RpcCounts.since`), without resetting them (``sdiag -r``) under anyone else who reads them; each
+        reading is one request itself (REQUEST_STATS_INFO)."""
+        return parse_sdiag_rpcs((await self.run("sdiag", [])).stdout)
+
+    def rpc_counts_sync(self) -> RpcCounts:
+        return parse_sdiag_rpcs(self.run_sync("sdiag", []).stdout)
 
     def nodes_sync(self, *, timeout_s: float | None = None) -> list[NodeInfo]:
         """Every (node, partition) pair as sinfo reports it now."""

@@ -407,3 +407,56 @@ def tasks_per_node(spec: str, node_id: int) -> int:
     if not counts:
         raise ValueError(f"SLURM_STEP_TASKS_PER_NODE {spec!r} names no node")
     return counts[min(max(node_id, 0), len(counts) - 1)]
+
+
+@dataclass(frozen=True)
+class RpcCounts:
+    """slurmctld's RPC counters (``sdiag``): how many requests of each message type, and from each user, it
+    has served since its start or since the last ``sdiag -r``. Two readings give the requests in between."""
+
+    by_type: dict[str, int] = field(default_factory=dict)
+    by_user: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_type.values())
+
+    def since(self, earlier: "RpcCounts") -> "RpcCounts":
+        """The requests served between `earlier` and this reading (a counter lower than before means the
+        counters were reset in between: it counts from zero)."""
+        def diff(now: dict[str, int], then: dict[str, int]) -> dict[str, int]:
+            out = {k: v - then.get(k, 0) if v >= then.get(k, 0) else v for k, v in now.items()}
+            return {k: v for k, v in out.items() if v}
+
+        return RpcCounts(diff(self.by_type, earlier.by_type), diff(self.by_user, earlier.by_user))
+
+
+_SDIAG_TYPE = re.compile(r"^\s*([A-Z][A-Z0-9_]+)\s+\(\s*\d+\)\s+count:(\d+)\b")
+_SDIAG_USER = re.compile(r"^\s*(\S+?)\s*\(\s*\d+\)\s+count:(\d+)\b")
+
+
+def parse_sdiag_rpcs(text: str) -> RpcCounts:
+    """``sdiag``'s "Remote Procedure Call statistics by message type" and "... by user" sections into
+    counts (lines such as ``REQUEST_JOB_INFO  ( 2003) count:31  ave_time:367 ...``). Text without the
+    first section is no sdiag output: an error, never "no requests"."""
+    section = ""
+    by_type: dict[str, int] = {}
+    by_user: dict[str, int] = {}
+    seen = False
+    for line in text.splitlines():
+        if line.startswith("Remote Procedure Call statistics by message type"):
+            section, seen = "type", True
+            continue
+        if line.startswith("Remote Procedure Call statistics by user"):
+            section = "user"
+            continue
+        if line and not line[0].isspace():
+            section = ""  # any other heading ends the section
+            continue
+        if section == "type" and (m := _SDIAG_TYPE.match(line)):
+            by_type[m.group(1)] = by_type.get(m.group(1), 0) + int(m.group(2))
+        elif section == "user" and (m := _SDIAG_USER.match(line)):
+            by_user[m.group(1)] = by_user.get(m.group(1), 0) + int(m.group(2))
+    if not seen:
+        raise SlurmRejected(f"sdiag printed no RPC statistics: {text.strip()[:200]!r}")
+    return RpcCounts(by_type, by_user)
