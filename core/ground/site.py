@@ -15,10 +15,11 @@ import os
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .names import SLUG, SLURM_NAME, UNIX_USER, matches
+from .names import PLAIN_PATH, SLUG, SLURM_NAME, UNIX_USER, matches
 from .yamlfile import FileProblems, read_yaml, validation_problems
 
 # Names that end up in Slurm commands and batch scripts: conservative on purpose (aifw.names).
@@ -100,6 +101,71 @@ class SlurmSettings(_Model):
     account_required: bool = Field(False, description="Every session must name an account (project).")
     accounts: list[SlurmName] = Field([], description="Accounts offered in the form when Slurm accounting does not answer (when it does, the form offers the user's own associations).")
     reservations: list[SlurmName] = Field([], description="Reservations offered in the form (training events).")
+    access: Literal["cli", "rest"] = Field(
+        "cli",
+        description="How the hub reaches Slurm. cli: it runs sbatch, squeue and scancel as the user through exec_prefix "
+        "(the hub runs as root, or with sudo rules). rest: it talks to slurmrestd with a short-lived token minted for "
+        "each user with the site's JWT key (the hub needs no root); needs rest_url, rest_api_version, jwt_key_file and "
+        "token_lifespan_s. See docs/admin.md.",
+    )
+    rest_url: str | None = Field(
+        None,
+        description="access: rest. slurmrestd's base URL, e.g. http://127.0.0.1:6820. Tokens travel in its request "
+        "headers: https:// unless slurmrestd listens on this host (127.0.0.1, ::1, localhost).",
+    )
+    rest_api_version: Literal["v0.0.38"] | None = Field(
+        None,
+        description="access: rest. The OpenAPI version in slurmrestd's paths (/slurm/<version>/...): v0.0.38 "
+        "(Slurm 22.05), the one the hub's REST client speaks.",
+    )
+    jwt_key_file: str | None = Field(
+        None,
+        pattern=PLAIN_PATH,
+        description="access: rest. The HS256 key slurmctld and slurmdbd verify tokens with (their "
+        "AuthAltParameters=jwt_key=...). Readable by the hub's service account and no other user: whoever reads it "
+        "can act as any Slurm user.",
+    )
+    token_lifespan_s: int | None = Field(
+        None,
+        ge=10,
+        le=3600,
+        description="access: rest. Seconds a minted token is valid. The hub mints one per request, so 60 is plenty; "
+        "keep it short (a token that leaks acts for its user until it expires).",
+    )
+
+    @field_validator("rest_url")
+    @classmethod
+    def _rest_url_plain(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parsed = urlsplit(value)
+        try:
+            parsed.port
+        except ValueError as err:
+            raise ValueError(f"expected a URL like http://127.0.0.1:6820; {err}") from None
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.username or parsed.password \
+                or parsed.query or parsed.fragment or any(c.isspace() for c in value):
+            raise ValueError("expected a URL like http://127.0.0.1:6820 or https://slurm.example.org (no user, query "
+                             "or spaces)")
+        if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(f"tokens would cross the network in plain text to {parsed.hostname}: use https://, or "
+                             "run slurmrestd on the hub's host (127.0.0.1)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _access_settings(self) -> "SlurmSettings":
+        rest = {"rest_url": self.rest_url, "rest_api_version": self.rest_api_version,
+                "jwt_key_file": self.jwt_key_file, "token_lifespan_s": self.token_lifespan_s}
+        if self.access == "rest":
+            missing = [k for k, v in rest.items() if v is None]
+            if missing:
+                raise ValueError(f"access: rest needs {', '.join(missing)} (see docs/admin.md)")
+        else:
+            given = [k for k, v in rest.items() if v is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: used only with access: rest (access is cli); remove "
+                                 f"{'it' if len(given) == 1 else 'them'} or set access: rest")
+        return self
 
 
 class PathSettings(_Model):

@@ -76,3 +76,20 @@ __all__ = [
     "USAGE_FIELDS", "AccountingUnavailable", "JobUsage", "SacctUsage", "parse_alloc_tres", "parse_sacct_usage",
     "sacct_usage_args", "sacct_usage_sync",
 ]
+
+# slurmrestd, a token per user (site `slurm.access: rest`).
+from .rest import (  # noqa: E402
+    API_VERSIONS,
+    TOKEN_EXPIRED,
+    JwtMinter,
+    SlurmRestClient,
+    Token,
+    batch_job_from_script,
+    submit_body,
+    token_claims,
+)
+
+__all__ += [
+    "API_VERSIONS", "TOKEN_EXPIRED", "JwtMinter", "SlurmRestClient", "Token", "batch_job_from_script", "submit_body",
+    "token_claims",
+]

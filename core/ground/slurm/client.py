@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 from aifw.names import JOB_ID, SLURM_NAME, UNIX_USER, matches
 
 from .accounting import ProjectBudget, parse_assoc_mgr_budgets
+from .rest import SlurmRestClient
 
 from .parse import (
     INVALID_JOB,
@@ -95,8 +96,11 @@ class SlurmClient:
     max_jobs_per_query: int = 1000
 
     @classmethod
-    def for_site(cls, slurm: Any, *, timeout_s: float | None = None) -> "SlurmClient":
-        """The client a site's `slurm` settings describe (bin_dir, conf, command_timeout_s, exec_prefix)."""
+    def for_site(cls, slurm: Any, *, timeout_s: float | None = None) -> "SlurmClient | SlurmRestClient":
+        """The client a site's `slurm` settings describe: with `access: rest` a `SlurmRestClient` (slurmrestd,
+        a token per user), else this one (bin_dir, conf, command_timeout_s, exec_prefix)."""
+        if getattr(slurm, "access", "cli") == "rest":
+            return SlurmRestClient.for_site(slurm, timeout_s=timeout_s)
         return cls(bin_dir=slurm.bin_dir, conf=slurm.conf, timeout_s=timeout_s or slurm.command_timeout_s,
                    exec_prefix=tuple(slurm.exec_prefix))
 
