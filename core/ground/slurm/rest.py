@@ -84,8 +84,6 @@ _OPTIONS = frozenset({"--job-name", "--partition", "--array", "--cpus-per-task",
 #: Slurm error numbers that say plainly what was wrong.
 _PERMISSION_DENIED = 2002
 _AUTHENTICATION = 1007
-_INVALID_JOB = 2017
-_INVALID_NODE = 2018
 #: Answers that do not say whether Slurm refused the token or did not answer (see the module docstring).
 _UNCLEAR = {-1, 5005}
 
