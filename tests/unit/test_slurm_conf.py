@@ -28,6 +28,7 @@ def test_cluster_mode_declares_each_node_at_its_own_address_with_its_own_spool_a
     assert "SlurmdLogFile=/s/log/slurmd-%n.log" in conf
     assert "Gres=gpu:2" in conf and "GresTypes=gpu" in conf and "SlurmdParameters=config_overrides" in conf
     assert "StateSaveLocation=/s/ctld" in conf and "SlurmctldPort=6817" in conf
+    assert "JobRequeue=0" in conf.splitlines()  # a node failure ends a session as NODE_FAIL
     gres = render_gres_conf(site, SlurmPaths(Path("/s")))
     assert "NodeName=node1,node2 Name=gpu File=/s/fake-gpus/gpu[0-1]" in gres
 

@@ -125,6 +125,8 @@ def render_slurm_conf(site: Site, paths: SlurmPaths) -> str:
         "SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=5",
         "SlurmdParameters=config_overrides",
         "ReturnToService=2",
+        "JobRequeue=0",  # a failed node ends its jobs (NODE_FAIL) instead of a silent requeue; slurmrestd
+                         # 22.05 ignores a job's own requeue=false, so the default must say it
         "KillWait=5",
         "MinJobAge=60",
         "InactiveLimit=0",
