@@ -380,3 +380,13 @@ def test_a_job_squeue_no_longer_lists_is_asked_from_scontrol_and_silence_stays_s
         run(silent.jobs(["5", "6"]))
     with pytest.raises(SlurmRejected, match="Invalid user"):
         run(fake_slurm(tmp_path, "echo 'squeue: error: Invalid user: x' >&2; exit 1").jobs(["5", "6"]))
+
+
+def test_a_held_submission_asks_sbatch_to_hold_the_job(tmp_path):
+    tool = tmp_path / "sbatch"
+    tool.write_text(f'#!/bin/sh\necho "sbatch $*" >> {tmp_path}/calls\necho 4242\n')
+    tool.chmod(0o755)
+    client = SlurmClient(bin_dir=str(tmp_path), exec_prefix=())
+    assert run(client.submit("#!/bin/bash\nsleep 1\n", hold=True)) == "4242"
+    assert client.submit_sync("#!/bin/bash\nsleep 1\n") == "4242"
+    assert calls(tmp_path) == ["sbatch --parsable --hold", "sbatch --parsable"]
