@@ -1,4 +1,4 @@
-"""A tiny run of benchmarks/pending_spawns.py (3 held jobs, 2 s windows) on the test stack, so that it does
+"""A tiny run of benchmarks/pending_spawns.py (3 held jobs, 1.5 s windows) on the test stack, so that it does
 not rot: it runs, measures both ways side by side, writes its JSON and ends with its headline."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "pending_spawns
 
 def test_the_pending_spawns_benchmark_runs_small(stack, tmp_path):
     out = tmp_path / "pending.json"
-    run = subprocess.run([sys.executable, str(BENCHMARK), "--home", str(stack.home), "--spawns", "3", "--seconds", "2",
-                          "--warmup", "1", "--hub-spawns", "0", "--json", str(out)],
+    run = subprocess.run([sys.executable, str(BENCHMARK), "--home", str(stack.home), "--spawns", "3", "--interval", "0.5",
+                          "--seconds", "1.5", "--warmup", "0.5", "--hub-spawns", "0", "--json", str(out)],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert run.stdout.strip().splitlines()[-1].startswith("3 pending spawns, slurmctld RPCs/s: old (one squeue per spawner)")
