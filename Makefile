@@ -6,7 +6,7 @@ AIFW_HOME ?= /opt/aifw
 AIFW_TEST_HOME ?= /opt/aifw-test
 PYTEST_ARGS ?=
 
-.PHONY: help sandbox sandbox-down sandbox-status test test-unit install-test
+.PHONY: help sandbox sandbox-down sandbox-status test test-unit install-test bench
 
 help:
 	@echo "make sandbox         install and start the sandbox (Slurm + hub on http://127.0.0.1:8000)"
@@ -14,6 +14,8 @@ help:
 	@echo "make sandbox-down    stop every process the sandbox started (data is kept)"
 	@echo "make test            install test needs and run unit, integration and browser tests"
 	@echo "make test-unit       only the fast unit tests"
+	@echo "make bench           run every benchmark against the running sandbox (else the test stack);"
+	@echo "                     prints each table, writes out/bench/*.json (BENCH_HOME=, BENCH_OUT=; docs/benchmarks.md)"
 
 sandbox:
 	@scripts/install.sh $(AIFW_HOME)
@@ -35,3 +37,28 @@ test: install-test
 
 test-unit: install-test
 	@AIFW_TEST_HOME=$(AIFW_TEST_HOME) scripts/run-tests.sh tests/unit $(PYTEST_ARGS)
+
+# Benchmarks print their tables (headline last) and write JSON; they are not tests. Each of BENCHMARKS takes
+# --home (a running stack's prefix) and --json; grade_parallel takes the stack's site file. The stack: the
+# sandbox when its hub answers on 127.0.0.1:8000, else the test stack (BENCH_HOME= to choose).
+BENCHMARKS ?= spawn_overhead server_startup pending_spawns
+BENCH_HOME ?=
+BENCH_OUT ?= out/bench
+BENCH_GRADE_ARGS ?=
+
+bench:
+	@home="$(BENCH_HOME)"; \
+	if [ -z "$$home" ]; then \
+	  if curl -s -o /dev/null -m 3 -w '%{http_code}' http://127.0.0.1:8000/hub/health | grep -q 200; then home=$(AIFW_HOME); \
+	  else home=$(AIFW_TEST_HOME); fi; \
+	fi; \
+	if [ ! -x "$$home/venv/bin/python" ]; then echo "make bench: no stack installed in $$home (make sandbox, or the test stack)" >&2; exit 2; fi; \
+	mkdir -p $(BENCH_OUT); failed=""; \
+	for b in $(BENCHMARKS); do \
+	  echo "== benchmarks/$$b.py --home $$home"; \
+	  "$$home/venv/bin/python" benchmarks/$$b.py --home "$$home" --json $(BENCH_OUT)/$$b.json || failed="$$failed $$b"; \
+	done; \
+	echo "== benchmarks/grade_parallel.py --site $$home/state/site.yaml $(BENCH_GRADE_ARGS)"; \
+	"$$home/venv/bin/python" benchmarks/grade_parallel.py --site "$$home/state/site.yaml" $(BENCH_GRADE_ARGS) || failed="$$failed grade_parallel"; \
+	echo "make bench: figures in $(BENCH_OUT)/"; \
+	if [ -n "$$failed" ]; then echo "make bench: failed:$$failed" >&2; exit 1; fi

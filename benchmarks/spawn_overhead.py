@@ -12,7 +12,10 @@ Runs as root against a running stack (the test stack or the sandbox: --home hold
   folder) with stock `batchspawner.SlurmSpawner` (benchmarks/stock_hub/jupyterhub_config.py);
 - floor: a bare batch job of the same single-user server command (through `aifw.slurm`, as the user), timed
   from sbatch until the server answers GET /user/NAME/api on its node's address (the nodes' addresses come
-  from sinfo through `aifw.slurm`; every node of the partition is polled, so no Slurm poll delays the floor).
+  from sinfo through `aifw.slurm`; every node of the partition is polled, so no Slurm poll delays the floor);
+- candidate (with --candidate-tree DIR): a second AIF Workbench hub run from another source tree (e.g. a git
+  worktree with a change to the spawner), beside the stack's, on its own ports (18500, 18581, 18501) and
+  state, with the same venv, site, Slurm and users: a change measured against the installed code in one run.
 
 The same user, partition and request (1 CPU, 1 GB, 30 minutes) for all three, interleaved A B C A B C ...,
 --runs of each. Each server is stopped and its job gone from Slurm before the next starts. Reports medians,
@@ -53,9 +56,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from server_startup import default_home, session_server_args  # noqa: E402
 
 STOCK_CONFIG = Path(__file__).resolve().parent / "stock_hub" / "jupyterhub_config.py"
-KINDS = ("ours", "stock", "floor")
-TITLES = {"ours": "ours (AIFSlurmSpawner)", "stock": "stock batchspawner.SlurmSpawner",
-          "floor": "floor (bare sbatch of the server)"}
+KINDS = ("ours", "candidate", "stock", "floor")
+TITLES = {"ours": "ours (AIFSlurmSpawner)", "candidate": "candidate (--candidate-tree)",
+          "stock": "stock batchspawner.SlurmSpawner", "floor": "floor (bare sbatch of the server)"}
+# What the candidate's tree holds of the project (what scripts/install.sh installs).
+TREE_PARTS = ("core", "hub_config", "spawners", "extensions", "courses", "notebooks", "pyproject.toml", "README.md")
 # The chain of events of one spawn, in order; a segment runs from the last event before it that was seen.
 EVENTS = ("request", "submitted", "allocated", "launched", "reported", "server_log", "listening", "hub_ready", "answered")
 SEGMENTS = {
@@ -351,38 +356,117 @@ class StockHub:
             self.proc = subprocess.Popen([str(self.venv / "bin" / "jupyterhub"), "-f", str(STOCK_CONFIG)], env=env,
                                          cwd=str(self.state), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{self.ports[0]}"
-
-        def healthy() -> bool:
-            if self.proc.poll() is not None:
-                raise Failed(f"the stock hub exited ({self.proc.returncode}):\n" + "\n".join(
-                    log.read_text(errors="replace").splitlines()[-15:]))
-            try:
-                return requests.get(f"{url}/hub/health", timeout=2).status_code == 200
-            except requests.RequestException:
-                return False
-
-        wait_until(healthy, 60, 0.2, "the stock hub's /hub/health answering")
+        wait_until(lambda: hub_healthy(url, self.proc, log, "stock"), 60, 0.2, "the stock hub's /hub/health")
         return Hub("stock", url, token, log)
 
     def stop(self, keep: bool) -> None:
-        """SIGTERM the hub (it stops its servers and its proxy), SIGKILL after 30 s; then the proxy by pid file."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(timeout=10)
-        pid_file = self.state / "proxy.pid"
-        if pid_file.exists():
-            try:
-                os.kill(int(pid_file.read_text().strip()), 15)
-            except (ValueError, ProcessLookupError):
-                pass
+        """Stop the hub (it stops its servers and its proxy), then the proxy by pid file if it is still there."""
+        stop_hub_process(self.proc, self.state / "proxy.pid")
         if keep:
             print(f"stock hub state and log kept in {self.state}")
         else:
             shutil.rmtree(self.state, ignore_errors=True)
+
+
+# -- the candidate hub (another source tree) --------------------------------------------------------
+@dataclass
+class CandidateHub:
+    """AIF Workbench's hub from another source tree, beside the stack's: the tree is installed (no
+    dependencies) into a folder of its own that goes first on the hub's PYTHONPATH, so only the tree's code
+    differs (hub config, spawner, batch script); the venv, the site (with other ports), Slurm, the users and
+    what the sessions run are the stack's. The formgrader services are left out (the stack runs them)."""
+
+    tree: Path
+    stack_home: Path
+    venv: Path
+    ports: tuple[int, int, int]  # proxy, hub, proxy API
+    state: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aifw-bench-candidate-")))
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> Hub:
+        import yaml
+
+        site = yaml.safe_load((self.stack_home / "state" / "site.yaml").read_text())
+        for host_port in (("127.0.0.1", self.ports[0]), (site["hub"]["hub_ip"], self.ports[1]), ("127.0.0.1", self.ports[2])):
+            if port_answers(*host_port):
+                sys.exit(f"{host_port[0]}:{host_port[1]} is in use: the candidate hub needs it (--candidate-ports)")
+        self.state.chmod(0o711)
+        build, target, home = self.state / "build", self.state / "site-packages", self.state / "home"
+        build.mkdir()
+        for part in TREE_PARTS:
+            src = self.tree / part
+            if not src.exists():
+                sys.exit(f"{self.tree} is no AIF Workbench tree: it has no {part}")
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, build / part)
+        pip = subprocess.run([str(self.venv / "bin" / "pip"), "install", "-q", "--no-deps", "--no-build-isolation",
+                              "--target", str(target), str(build)], capture_output=True, text=True, timeout=300)
+        if pip.returncode != 0:
+            sys.exit(f"cannot install {self.tree} for the candidate hub:\n{pip.stderr[-2000:]}")
+        for d in [target, *target.rglob("*")]:  # the hub runs as root; keep it readable like the venv
+            d.chmod(0o755 if d.is_dir() else 0o644)
+        (home / "state" / "hub").mkdir(parents=True)
+        (home / "state" / "hub").chmod(0o700)
+        (home / "proxy").symlink_to(self.stack_home / "proxy")
+        site["hub"].update(bind_url=f"http://127.0.0.1:{self.ports[0]}", hub_port=self.ports[1],
+                           proxy_api_port=self.ports[2])
+        site_file = self.state / "site.yaml"
+        site_file.write_text(yaml.safe_dump(site, sort_keys=False))
+        config = self.state / "candidate_config.py"
+        config.write_text(
+            "# The candidate tree's own hub config, without the formgrader services (the stack's hub runs them).\n"
+            f"load_subconfig({str(target / 'aifw' / 'hub_config' / 'jupyterhub_config.py')!r})  # noqa: F821\n"
+            "c = get_config()  # noqa: F821\n"
+            "c.JupyterHub.services = [s for s in c.JupyterHub.services if not s['name'].startswith('formgrader-')]\n"
+            "c.JupyterHub.load_roles = [r for r in c.JupyterHub.load_roles if not r['name'].startswith('formgrader-')]\n")
+        token = secrets.token_hex(32)
+        env = {
+            "PATH": f"{self.venv / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": str(home / "state" / "hub"), "LANG": "C.UTF-8", "PYTHONPATH": str(target),
+            "AIFW_SITE": str(site_file), "AIFW_HOME": str(home), "AIFW_ADMIN_TOKEN": token,
+            "SLURM_CONF": str(site["slurm"]["conf"]), "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
+        }
+        log = self.state / "jupyterhub.log"
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen([str(self.venv / "bin" / "jupyterhub"), "-f", str(config)], env=env,
+                                         cwd=str(home / "state" / "hub"), stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        url = f"http://127.0.0.1:{self.ports[0]}"
+        wait_until(lambda: hub_healthy(url, self.proc, log, "candidate"), 90, 0.2, "the candidate hub's /hub/health")
+        return Hub("candidate", url, token, log)
+
+    def stop(self, keep: bool) -> None:
+        stop_hub_process(self.proc, self.state / "home" / "state" / "hub" / "proxy.pid")
+        if keep:
+            print(f"candidate hub state and log kept in {self.state}")
+        else:
+            shutil.rmtree(self.state, ignore_errors=True)
+
+
+def hub_healthy(url: str, proc: subprocess.Popen, log: Path, name: str) -> bool:
+    """True when the hub at `url` answers /hub/health; Failed (with its log's end) when it has exited."""
+    if proc.poll() is not None:
+        raise Failed(f"the {name} hub exited ({proc.returncode}):\n" + "\n".join(
+            log.read_text(errors="replace").splitlines()[-15:]))
+    try:
+        return requests.get(f"{url}/hub/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def stop_hub_process(proc: subprocess.Popen | None, proxy_pid_file: Path) -> None:
+    """SIGTERM a hub we started, SIGKILL after 30 s; then its proxy by pid file (bounded waits)."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(timeout=10)
+    if proxy_pid_file.exists():
+        try:
+            os.kill(int(proxy_pid_file.read_text().strip()), 15)
+        except (ValueError, ProcessLookupError):
+            pass
 
 
 def port_answers(host: str, port: int) -> bool:
@@ -409,15 +493,18 @@ def report(runs: list[dict], kinds: list[str], n: int, header: str) -> dict:
     totals = {k: [r["total_s"] for r in runs if r["kind"] == k and r.get("total_s") is not None] for k in kinds}
     failed = {k: sum(1 for r in runs if r["kind"] == k and r.get("error")) for k in kinds}
     med = {k: median(v) for k, v in totals.items()}
+    stops = {k: median([r["stop_s"] for r in runs if r["kind"] == k and r.get("stop_s") is not None]) for k in kinds}
     print()
     print(header)
-    print(f"{'':<36} {'median s':>8} {'min s':>7} {'max s':>7} {'n':>3} {'failed':>6}")
+    print(f"{'request -> 200':<36} {'median s':>8} {'min s':>7} {'max s':>7} {'n':>3} {'failed':>6}   {'stop s':>6}")
     for k in kinds:
         v = totals[k]
         print(f"{TITLES[k]:<36} {fmt(med[k], 8)} {fmt(min(v) if v else None)} {fmt(max(v) if v else None)} "
-              f"{len(v):>3} {failed[k]:>6}")
-    ours_floor, ours_stock = ratio(med.get("ours"), med.get("floor")), ratio(med.get("ours"), med.get("stock"))
-    print(f"ratios of the medians: ours/floor {fmt(ours_floor, 0)}, ours/stock {fmt(ours_stock, 0)}")
+              f"{len(v):>3} {failed[k]:>6}   {fmt(stops[k], 6)}")
+    print("(stop s: from the stop request until the job is gone from Slurm's queue; median)")
+    ratios = {f"{a}/{b}": ratio(med.get(a), med.get(b))
+              for a in ("ours", "candidate") for b in ("floor", "stock", "ours") if a != b and a in kinds and b in kinds}
+    print("ratios of the medians: " + ", ".join(f"{k} {fmt(v, 0)}" for k, v in ratios.items()))
     seg = {k: {s: median([r["segments_s"][s] for r in runs if r["kind"] == k and s in r.get("segments_s", {})])
                for s in SEGMENTS} for k in kinds}
     print()
@@ -428,12 +515,13 @@ def report(runs: list[dict], kinds: list[str], n: int, header: str) -> dict:
             print(f"  {what:<52}" + "".join(fmt(seg[k][s], 8) for k in kinds))
     side = {k: median([r["port_seen_after_report_s"] for r in runs if r["kind"] == k
                        and r.get("port_seen_after_report_s") is not None]) for k in kinds}
-    if side.get("ours") is not None:
-        print(f"  {'(overlaps the server start) port report -> spawner sees it':<52}{fmt(side['ours'], 8)}")
+    if any(v is not None for v in side.values()):
+        print(f"  {'(beside the server start) port report -> spawner sees it':<52}" + "".join(fmt(side[k], 8) for k in kinds))
     for r in runs:
         if r.get("error"):
             print(f"FAILED {r['kind']} run {r['run']}: {r['error']}")
-    return {"median_s": med, "failed": failed, "ours_over_floor": ours_floor, "ours_over_stock": ours_stock,
+    return {"median_s": med, "stop_median_s": stops, "failed": failed, "ratios": ratios,
+            "ours_over_floor": ratios.get("ours/floor"), "ours_over_stock": ratios.get("ours/stock"),
             "segments_median_s": seg, "n": n}
 
 
@@ -442,19 +530,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", type=Path, default=None,
                     help="the stack's prefix (sandbox.json); default $AIFW_HOME, /opt/aifw-test or /opt/aifw")
     ap.add_argument("--runs", type=int, default=10, help="spawns of each kind (default 10)")
-    ap.add_argument("--kinds", default=",".join(KINDS), help="which of ours,stock,floor (default all three)")
+    ap.add_argument("--kinds", default=None,
+                    help="which of ours,candidate,stock,floor (default ours,stock,floor, and candidate with --candidate-tree)")
     ap.add_argument("--user", default=None, help="the user who spawns (default: the stack's first learner)")
     ap.add_argument("--partition", default="debug")
     ap.add_argument("--stock-ports", default="18400,18481,18401", help="the stock hub's PROXY,HUB,PROXY_API ports")
+    ap.add_argument("--candidate-tree", type=Path, default=None,
+                    help="another AIF Workbench source tree to run as a second hub, measured as 'candidate'")
+    ap.add_argument("--candidate-ports", default="18500,18581,18501",
+                    help="the candidate hub's PROXY,HUB,PROXY_API ports")
     ap.add_argument("--poll", type=float, default=0.05, help="seconds between readiness requests (default 0.05)")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds of quiet after each stop (default 1)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds one spawn may take")
     ap.add_argument("--json", type=Path, default=None, help="write every run's events and the medians here")
-    ap.add_argument("--keep", action="store_true", help="keep the stock hub's state and the floor's job logs")
+    ap.add_argument("--keep", action="store_true", help="keep the second hubs' state and logs and the jobs' logs")
     args = ap.parse_args(argv)
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    default_kinds = ["ours", *(["candidate"] if args.candidate_tree else []), "stock", "floor"]
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds is not None else default_kinds
     if not kinds or any(k not in KINDS for k in kinds):
         ap.error(f"--kinds takes some of {', '.join(KINDS)}")
+    if "candidate" in kinds and not args.candidate_tree:
+        ap.error("the candidate needs --candidate-tree")
+    kinds = [k for k in KINDS if k in kinds]  # always in the same order
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     if os.geteuid() != 0:
@@ -486,11 +583,11 @@ def main(argv: list[str] | None = None) -> int:
     hub_ip = site.hub.hub_connect_ip or site.hub.hub_ip or "127.0.0.1"
     floor = Floor(slurm, site.paths.venv, server_args, f"http://{hub_ip}:{site.hub.hub_port}/hub/api", args.partition,
                   addresses)
-    stock_ports = tuple(int(p) for p in args.stock_ports.split(","))
-    if len(stock_ports) != 3:
-        ap.error("--stock-ports takes three ports: PROXY,HUB,PROXY_API")
-    stock_hub = None
-    stock = None
+    stock_ports, candidate_ports = (tuple(int(p) for p in ports.split(",")) for ports in (args.stock_ports, args.candidate_ports))
+    if len(stock_ports) != 3 or len(candidate_ports) != 3:
+        ap.error("--stock-ports and --candidate-ports take three ports each: PROXY,HUB,PROXY_API")
+    stock_hub = candidate_hub = None
+    stock = candidate = None
     header = (f"spawn overhead: {info['hub_url']} ({info.get('mode', '?')} mode), user {user}, partition {args.partition} "
               f"(1 CPU, 1 GB, 30 min), {args.runs} run(s) of each, interleaved; {os.cpu_count()} cores; "
               f"server args {server_args or 'none'}")
@@ -500,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
             stock_hub = StockHub(site.paths.venv, str(Path(home) / "proxy" / "node_modules" / ".bin" / "configurable-http-proxy"),
                                  hub_ip, stock_ports, sorted(info["users"]), info["slurm_conf"], args.partition, server_args)
             stock = stock_hub.start()
+        if "candidate" in kinds:
+            candidate_hub = CandidateHub(args.candidate_tree.resolve(), home, site.paths.venv, candidate_ports)
+            candidate = candidate_hub.start()
         token = ours.user_token(user)
         print(header, flush=True)
         for i in range(args.runs):
@@ -507,10 +607,11 @@ def main(argv: list[str] | None = None) -> int:
                 run: dict = {"kind": kind, "run": i + 1}
                 runs.append(run)
                 try:
-                    hub = {"ours": ours, "stock": stock}.get(kind)
+                    hub = {"ours": ours, "candidate": candidate, "stock": stock}.get(kind)
                     if hub is not None:
                         offset = hub.log.stat().st_size
-                        t0, t1, job_id = hub.spawn(user, options if kind == "ours" else None, args.poll, args.timeout)
+                        t0, t1, job_id = hub.spawn(user, None if kind == "stock" else options, args.poll, args.timeout)
+                        t_stop = time.monotonic()
                         hub.stop(user)
                         hub_text = read_from(hub.log, offset)
                         if not job_id:  # ours says it in its log too
@@ -520,25 +621,28 @@ def main(argv: list[str] | None = None) -> int:
                         seen = first(jupyter_stamps(hub_text), rf"{re.escape(user)}: JupyterLab listens on node", t0 - 1)
                         if seen is not None and events.get("reported") is not None:
                             run["port_seen_after_report_s"] = seen - events["reported"]
-                        logs = {"ours": f"{user_home}/.aifw-session-{job_id}.log",
-                                "stock": f"{user_home}/jupyterhub_slurmspawner_{job_id}.log"}[kind]
+                        logs = (f"{user_home}/jupyterhub_slurmspawner_{job_id}.log" if kind == "stock"
+                                else f"{user_home}/.aifw-session-{job_id}.log")
                     else:
                         t0, t1, job_id, logs = floor.spawn(user, user_home, token, args.poll, args.timeout)
+                        t_stop = time.monotonic()
                         floor.stop(job_id, user)
                         events = {"request": t0, "answered": t1}
                     if job_id:
                         wait_until(lambda: job_gone(slurm, job_id), 60, 0.2, f"job {job_id} gone from Slurm")
+                    run["stop_s"] = time.monotonic() - t_stop
+                    if job_id:
                         events.update({k: v for k, v in slurm_logs.read(job_id).items() if v is not None})
                     log_text = Path(logs).read_text(errors="replace") if Path(logs).exists() else ""
                     events.update({k: v for k, v in server_events(log_text).items() if v is not None})
-                    if kind != "ours" and not args.keep and Path(logs).exists():
+                    if kind in ("stock", "floor") and not args.keep and Path(logs).exists():
                         Path(logs).unlink()
                     run.update(job_id=job_id, total_s=t1 - t0, events=events, segments_s=segments(events))
                     print(f"  {kind:<5} run {i + 1}: {t1 - t0:5.2f} s (job {job_id or '?'})", flush=True)
                 except (Failed, SlurmError, requests.RequestException) as err:
                     run["error"] = str(err)
                     print(f"  {kind:<5} run {i + 1}: FAILED {err}", flush=True)
-                    for h in (ours, stock):
+                    for h in (ours, candidate, stock):
                         if h is not None:
                             try:
                                 if h.server(user):
@@ -547,8 +651,9 @@ def main(argv: list[str] | None = None) -> int:
                                 pass
                 time.sleep(args.settle)
     finally:
-        if stock_hub is not None:
-            stock_hub.stop(args.keep)
+        for second in (stock_hub, candidate_hub):
+            if second is not None:
+                second.stop(args.keep)
     summary = report(runs, kinds, args.runs, header)
     if args.json:
         args.json.write_text(json.dumps({
@@ -558,9 +663,9 @@ def main(argv: list[str] | None = None) -> int:
         }, indent=2) + "\n")
         print(f"figures written to {args.json}")
     med = summary["median_s"]
+    shown = {k: v for k, v in summary["ratios"].items() if v is not None}
     print("headline: " + ", ".join(f"{k} {fmt(med[k], 0)} s" for k in kinds) + f" (medians of {args.runs})"
-          + (f"; ours/floor {fmt(summary['ours_over_floor'], 0)}" if summary["ours_over_floor"] else "")
-          + (f", ours/stock {fmt(summary['ours_over_stock'], 0)}" if summary["ours_over_stock"] else ""))
+          + ("; " + ", ".join(f"{k} {v:.2f}" for k, v in shown.items()) if shown else ""))
     return 1 if any(summary["failed"].values()) or any(med[k] is None for k in kinds) else 0
 
 
