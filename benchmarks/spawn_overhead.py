@@ -509,14 +509,14 @@ def report(runs: list[dict], kinds: list[str], n: int, header: str) -> dict:
                for s in SEGMENTS} for k in kinds}
     print()
     print("where the time goes (median of each segment, seconds; a kind without an event folds it into the next)")
-    print(f"  {'':<52}" + "".join(f"{k:>8}" for k in kinds))
+    print(f"  {'':<52}" + "".join(f"{k:>10}" for k in kinds))
     for s, what in SEGMENTS.items():
         if any(seg[k][s] is not None for k in kinds):
-            print(f"  {what:<52}" + "".join(fmt(seg[k][s], 8) for k in kinds))
+            print(f"  {what:<52}" + "".join(fmt(seg[k][s], 10) for k in kinds))
     side = {k: median([r["port_seen_after_report_s"] for r in runs if r["kind"] == k
                        and r.get("port_seen_after_report_s") is not None]) for k in kinds}
     if any(v is not None for v in side.values()):
-        print(f"  {'(beside the server start) port report -> spawner sees it':<52}" + "".join(fmt(side[k], 8) for k in kinds))
+        print(f"  {'port report -> the spawner says it (beside the above)':<52}" + "".join(fmt(side[k], 10) for k in kinds))
     for r in runs:
         if r.get("error"):
             print(f"FAILED {r['kind']} run {r['run']}: {r['error']}")
