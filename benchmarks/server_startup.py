@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             m = median(times[label])
             delta = m - full if m is not None and full is not None and label != "as sessions" else None
             rows.append({"configuration": label, "args": configs[label][0], "start_s": m, "cpu_s": median(cpus[label]),
-                         "runs_s": times[label], "delta_s": delta})
+                         "runs_s": times[label], "cpu_runs_s": cpus[label], "delta_s": delta})
             d = f"{delta:+11.2f}" if delta is not None else f"{'':>11}"
             print(f"{label:<52} {fmt(m)} {fmt(median(cpus[label]))} {d}  {len(times[label])}")
         print(f"{'python -c pass (the interpreter, as the same user)':<52} {fmt(median(interpreter))}")
