@@ -53,6 +53,7 @@ from aifw.site import load_site
 from aifw.slurm import BatchJob, BatchScript, SlurmClient, SlurmError, build_batch_script
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.dont_write_bytecode = True  # no __pycache__ in benchmarks/ from the import below
 from server_startup import default_home, session_server_args  # noqa: E402
 
 STOCK_CONFIG = Path(__file__).resolve().parent / "stock_hub" / "jupyterhub_config.py"
@@ -105,14 +106,16 @@ def first(stamps: list[tuple[float, str]], pattern: str, since: float = 0.0) -> 
     return next((t for t, msg in stamps if t >= since and rx.search(msg)), None)
 
 
-def slurm_events(ctld: str, slurmd: dict[str, str], job_id: str) -> dict[str, float | None]:
+def slurm_events(ctld: str, slurmd: dict[str, str], job_id: str, since: float) -> dict[str, float | None]:
+    """The job's submit, allocation and launch in Slurm's logs, from `since` on (a rebuilt cluster counts its
+    job ids from 1 again in the same log files)."""
     s = slurm_stamps(ctld)
     launched = None
     for text in slurmd.values():
-        launched = launched or first(slurm_stamps(text), rf"Launching batch job {job_id}\b")
+        launched = launched or first(slurm_stamps(text), rf"Launching batch job {job_id}\b", since)
     return {
-        "submitted": first(s, rf"_slurm_rpc_submit_batch_job: JobId={job_id}\b"),
-        "allocated": first(s, rf"(sched: Allocate|backfill: Started) JobId={job_id}\b"),
+        "submitted": first(s, rf"_slurm_rpc_submit_batch_job: JobId={job_id}\b", since),
+        "allocated": first(s, rf"(sched: Allocate|backfill: Started) JobId={job_id}\b", since),
         "launched": launched,
     }
 
@@ -160,10 +163,10 @@ class SlurmLogs:
         return cls(Path(values["SlurmctldLogFile"]),
                    {n: Path(values["SlurmdLogFile"].replace("%n", n)) for n in nodes})
 
-    def read(self, job_id: str) -> dict[str, float | None]:
+    def read(self, job_id: str, since: float) -> dict[str, float | None]:
         def text(p: Path) -> str:
-            return p.read_text(errors="replace") if p.exists() else ""
-        return slurm_events(text(self.ctld)[-2_000_000:], {n: text(p)[-2_000_000:] for n, p in self.slurmd.items()}, job_id)
+            return p.read_text(errors="replace")[-2_000_000:] if p.exists() else ""
+        return slurm_events(text(self.ctld), {n: text(p) for n, p in self.slurmd.items()}, job_id, since)
 
 
 def read_from(path: Path, offset: int) -> str:
@@ -632,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
                         wait_until(lambda: job_gone(slurm, job_id), 60, 0.2, f"job {job_id} gone from Slurm")
                     run["stop_s"] = time.monotonic() - t_stop
                     if job_id:
-                        events.update({k: v for k, v in slurm_logs.read(job_id).items() if v is not None})
+                        events.update({k: v for k, v in slurm_logs.read(job_id, t0 - 1).items() if v is not None})
                     log_text = Path(logs).read_text(errors="replace") if Path(logs).exists() else ""
                     events.update({k: v for k, v in server_events(log_text).items() if v is not None})
                     if kind in ("stock", "floor") and not args.keep and Path(logs).exists():
