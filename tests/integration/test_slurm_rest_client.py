@@ -3,7 +3,6 @@ that learner, is seen running and is cancelled; another learner's token cannot c
 expired reads in plain words and submits nothing."""
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from aifw.slurm import (
     SlurmRestClient,
     build_batch_script,
 )
-from aifw_testing import wait_until
+from aifw_testing import wait_until, run_coroutine
 
 LEARNER, OTHER = "test-learner1", "test-learner2"
 HOME = f"/home/{LEARNER}"
@@ -46,17 +45,17 @@ def script(name: str) -> str:
 
 def test_a_job_submitted_with_a_learners_token_runs_as_the_learner_and_only_they_cancel_it(stack):
     client = rest_client(stack)
-    job_id = asyncio.run(client.submit(script("aifw-rest-run"), user=LEARNER, env=ENV))
+    job_id = run_coroutine(client.submit(script("aifw-rest-run"), user=LEARNER, env=ENV))
     out = Path(f"{HOME}/.aifw-rest-test-{job_id}.out")
     try:
         assert stack.slurm("squeue", "-h", "-j", job_id, "-o", "%u|%j|%l").strip() == f"{LEARNER}|aifw-rest-run|5:00"
-        assert wait_until(lambda: asyncio.run(client.job(job_id)).is_running, 30), asyncio.run(client.job(job_id))
+        assert wait_until(lambda: run_coroutine(client.job(job_id)).is_running, 30), run_coroutine(client.job(job_id))
         assert wait_until(lambda: out.exists() and f"as {LEARNER} on node" in out.read_text(), 15)
         with pytest.raises(SlurmRejected, match="only a job's owner"):
-            asyncio.run(client.cancel(job_id, user=OTHER))
-        assert asyncio.run(client.job(job_id)).is_running
-        asyncio.run(client.cancel(job_id, user=LEARNER))
-        assert wait_until(lambda: asyncio.run(client.job(job_id)).state == "CANCELLED", 20)
+            run_coroutine(client.cancel(job_id, user=OTHER))
+        assert run_coroutine(client.job(job_id)).is_running
+        run_coroutine(client.cancel(job_id, user=LEARNER))
+        assert wait_until(lambda: run_coroutine(client.job(job_id)).state == "CANCELLED", 20)
     finally:
         stack.slurm("scancel", job_id)
         out.unlink(missing_ok=True)
@@ -66,8 +65,8 @@ def test_an_expired_token_reads_in_plain_words_and_submits_nothing(stack):
     client = rest_client(stack)
     client.minter = JwtMinter(client.minter.key_file, 60, clock=lambda: time.time() - 600)
     with pytest.raises(SlurmRejected) as err:
-        asyncio.run(client.submit(script("aifw-rest-expired"), user=LEARNER, env=ENV))
+        run_coroutine(client.submit(script("aifw-rest-expired"), user=LEARNER, env=ENV))
     assert str(err.value) == TOKEN_EXPIRED
     with pytest.raises(SlurmRejected, match=TOKEN_EXPIRED):
-        asyncio.run(client.job("1"))
+        run_coroutine(client.job("1"))
     assert stack.slurm("squeue", "-h", "-n", "aifw-rest-expired", "-o", "%i").strip() == ""

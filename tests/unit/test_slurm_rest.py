@@ -2,7 +2,6 @@
 per-user tokens, the site settings, and slurmrestd's answers (recorded on Slurm 22.05) as our errors."""
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import time
@@ -11,6 +10,7 @@ from datetime import datetime
 import jwt
 import pytest
 
+from aifw_testing import run_coroutine
 from aifw.site import SiteError, SlurmSettings, site_from_dict
 from aifw.slurm import (
     TOKEN_EXPIRED,
@@ -188,7 +188,7 @@ DENIED = {"description": "unable to kill JobId=7 with signal 9: Access/permissio
 
 def test_submit_sends_the_users_own_token_and_the_whole_job(tmp_path):
     fake = FakeTransport((200, answer(job_id=41, step_id="BATCH")))
-    job_id = asyncio.run(client(tmp_path, fake).submit(script_of(SESSION), user="bob", env={"PATH": "/usr/bin"}))
+    job_id = run_coroutine(client(tmp_path, fake).submit(script_of(SESSION), user="bob", env={"PATH": "/usr/bin"}))
     method, url, headers, body = fake.asked[0]
     assert (job_id, method, url) == ("41", "POST", "http://127.0.0.1:6820/slurm/v0.0.38/job/submit")
     assert headers["X-SLURM-USER-NAME"] == "bob"
@@ -218,25 +218,25 @@ def test_slurmrestd_answers_become_our_outcomes(tmp_path, reply, call, outcome):
     run = rest.job("7") if call == "job" else rest.cancel("7", user="ann")
     if isinstance(outcome, tuple):
         with pytest.raises(outcome[0], match=outcome[1].replace("(", r"\(").replace(")", r"\)")):
-            asyncio.run(run)
+            run_coroutine(run)
     elif call == "job":
-        assert asyncio.run(run).state == outcome
+        assert run_coroutine(run).state == outcome
     else:
-        assert asyncio.run(run) is None
+        assert run_coroutine(run) is None
 
 
 def test_a_refused_token_that_had_expired_reads_in_plain_words(tmp_path):
     for refusal in (UNCLEAR, ZERO):
         rest = client(tmp_path, FakeTransport((500, answer(refusal))), clock=lambda: time.time() - 600)
         with pytest.raises(SlurmRejected) as err:
-            asyncio.run(rest.cancel("7", user="ann"))
+            run_coroutine(rest.cancel("7", user="ann"))
         assert str(err.value) == TOKEN_EXPIRED == "your session token expired; try again"
 
 
 def test_a_submit_slurm_queued_with_a_warning_returns_its_job_id(tmp_path):
     fake = FakeTransport((200, answer({"error_code": 2015, "error": "Requested partition configuration not available now"},
                                       job_id=668)))
-    assert asyncio.run(client(tmp_path, fake).submit(script_of(SESSION), user="ann", env={"PATH": "/b"})) == "668"
+    assert run_coroutine(client(tmp_path, fake).submit(script_of(SESSION), user="ann", env={"PATH": "/b"})) == "668"
 
 
 def test_bad_values_and_root_are_refused_before_any_request(tmp_path):
@@ -245,9 +245,9 @@ def test_bad_values_and_root_are_refused_before_any_request(tmp_path):
     for call in (rest.job("7; rm"), rest.cancel("7", user="Ann Smith"), rest.node_address("node1/../x"),
                  rest.pending_order("cpu&x=1"), rest.submit("#!/bin/bash\n#SBATCH --exclusive\n", user="ann", env={})):
         with pytest.raises(ValueError):
-            asyncio.run(call)
+            run_coroutine(call)
     with pytest.raises(SlurmNotInstalled, match="must not act as root"):
-        asyncio.run(client(tmp_path, fake, user="root").job("7"))
+        run_coroutine(client(tmp_path, fake, user="root").job("7"))
     assert fake.asked == []
 
 
@@ -263,7 +263,7 @@ def test_a_slurmrestd_that_is_not_there_or_silent_is_no_answer(tmp_path):
             rest = SlurmRestClient(url=url, api_version="v0.0.38", minter=JwtMinter(key_file(tmp_path)),
                                    query_user="ann", timeout_s=0.3)
             with pytest.raises(error, match=words):
-                asyncio.run(rest.job("7"))
+                run_coroutine(rest.job("7"))
 
 
 # -- records -------------------------------------------------------------------------------------
