@@ -115,7 +115,9 @@ def slurm_events(ctld: str, slurmd: dict[str, str], job_id: str, since: float) -
         launched = launched or first(slurm_stamps(text), rf"Launching batch job {job_id}\b", since)
     return {
         "submitted": first(s, rf"_slurm_rpc_submit_batch_job: JobId={job_id}\b", since),
-        "allocated": first(s, rf"(sched: Allocate|backfill: Started) JobId={job_id}\b", since),
+        # the main scheduler ("sched: Allocate JobId=N") or the backfill one ("sched/backfill: _start_job:
+        # Started JobId=N")
+        "allocated": first(s, rf"(sched: Allocate|_start_job: Started) JobId={job_id}\b", since),
         "launched": launched,
     }
 
