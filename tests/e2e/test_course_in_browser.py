@@ -31,6 +31,10 @@ def test_learner_works_an_exercise_of_module_1_with_instant_checks(stack, hub, p
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
     expect(cells.nth(8).locator(".jp-Cell-outputArea")).to_contain_text("✗ Exercise 1a", timeout=60_000)
     expect(cells.nth(8).locator(".jp-Cell-outputArea")).to_contain_text("Read SLURM_JOB_ID and SLURM_JOB_PARTITION")
+    # The failed check stops Run All: the kernel aborts the cells queued behind it. Wait until it has (no
+    # prompt says [*]), or the answer's own run would be one of those aborted.
+    expect(cells.nth(8).locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]:"), timeout=30_000)
+    expect(page.locator(".jp-Notebook .jp-InputPrompt", has_text="[*]")).to_have_count(0, timeout=30_000)
     # Answer it and check again: ✓.
     cells.nth(7).locator(".cm-content").click()
     page.keyboard.press("Control+a")

@@ -53,8 +53,8 @@ def test_a_session_whose_environment_fails_fails_fast_with_its_log(stack, hub):
     assert r.status_code == 502, r.text
     message = r.json()["message"]
     # squeue or scontrol may be the one that still knows the job (only scontrol tells its exit code), and the
-    # job may end before or after the spawner has seen it running.
-    assert re.fullmatch(r"Slurm job \d+ ended \(FAILED(, reason: NonZeroExitCode)?(, exit code 3:0)?\) before its server (started|reported a port)\.\n"
+    # job may end before or after the spawner has seen it running (then it names the node it ran on).
+    assert re.fullmatch(r"Slurm job \d+( on node\d+ \(198\.18\.0\.\d+\))? ended \(FAILED(, reason: NonZeroExitCode)?(, exit code 3:0)?\) before its server (started|reported a port)\.\n"
                         r"Last lines of its log \(/home/[^/]+/\.aifw-session-\d+\.log\):\n.*", message, re.S), message
     assert "ERROR: module nonexistent/1.0 not found" in message  # the job's own log lines
     events = hub.progress(name, until=30)
