@@ -80,6 +80,14 @@ if [ ! -f "$deps_stamp" ]; then
   touch "$deps_stamp"
 fi
 
+# jsonschema imports rfc3987_syntax (from jupyter_events' jsonschema[format-nongpl]) for its `iri` format
+# check, which no Jupyter schema uses; it builds Lark parsers at import: 1.5 s of every server start and
+# nbgrader command (docs/benchmarks.md, benchmark 5). jsonschema skips the check when it is absent.
+if "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('rfc3987_syntax') is None)"; then
+  say "removing rfc3987-syntax (1.5 s of every server start; no Jupyter schema checks the iri format)"
+  quiet_pip uninstall -q -y rfc3987-syntax
+fi
+
 # The project itself, non-editable (learners' jobs import it from the prefix), when its files changed.
 src_hash=$(cd "$REPO" && find core hub_config spawners extensions courses notebooks pyproject.toml -type f \
   -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
