@@ -433,7 +433,10 @@ class AIFSlurmSpawner(SlurmSpawner):
         code = f", exit code {info.exit_code}" if info.exit_code and info.exit_code != "0:0" else ""
         state = "is no longer known to Slurm" if info.state == "GONE" else f"ended ({info.state}{reason}{code})"
         node = f" on {self._where()}" if self.job_node else ""
-        msg = f"Slurm job {self.job_id}{node} {state} {when}."
+        return self._with_log_tail(f"Slurm job {self.job_id}{node} {state} {when}.")
+
+    def _with_log_tail(self, msg: str) -> str:
+        """`msg` and, when the job's log can be read, its last lines."""
         tail = self._log_tail()
         if tail:
             msg += f"\nLast lines of its log ({log_path(self._home()).replace('%j', self.job_id)}):\n{tail}"
@@ -530,24 +533,54 @@ class AIFSlurmSpawner(SlurmSpawner):
                 raise SpawnFailed(502, self._ended_message(info, "before its server started"))
             # No sleep here: the next _job() is the next round of the shared watcher, an interval on.
         self._save_state()
-        # Wait for the port report, looking at it every 0.25 s; meanwhile the watcher says, once per
-        # round, whether the job ended before its server reported.
+        # Wait for the port report, looking at it every 0.25 s.
+        await self._while_the_job_runs(self._port_known, min(0.25, self.startup_poll_interval),
+                                       "before its server reported a port")
+        self._save_state()
+        # batchspawner's wrapper reports the port before the server starts; JupyterHub's readiness check
+        # would then find it only after its exponential back-off (on average most of a second after it
+        # listens, up to 3 s). So return once the server accepts connections: the hub's first check finds it.
+        self._event(f"JupyterLab starts on node {self._where()}, port {self.port}", 80)
+        if not await self._while_the_job_runs(self._server_accepts, 0.05, "before its server accepted "
+                                              "connections", limit=self.http_timeout):
+            raise SpawnFailed(502, self._with_log_tail(
+                f"JupyterLab of Slurm job {self.job_id} reported port {self.port} on node {self._where()} but "
+                f"accepted no connection within {self.http_timeout:.0f} s."))
+        self._event(f"JupyterLab listens on node {self._where()}, port {self.port}; connecting", 90)
+        return (self.job_address, self.port)
+
+    async def _while_the_job_runs(self, ready, every: float, when: str, limit: float | None = None) -> bool:
+        """Await `ready()` every `every` seconds until it is true (True) or `limit` seconds passed (False).
+        Meanwhile the shared watcher says once per round whether the job ended: then the spawn fails
+        (502) with Slurm's reason and the job's log, `when` saying how far it got."""
+        deadline = None if limit is None else time.monotonic() + limit
         check: asyncio.Future | None = None
         try:
-            while not self.port:
+            while not await ready():
                 if check is None:
                     check = asyncio.ensure_future(self._job())
                 elif check.done():
                     info, check = check.result(), None
                     if info is not None and info.is_finished:
-                        raise SpawnFailed(502, self._ended_message(info, "before its server reported a port"))
-                    continue
-                await asyncio.sleep(min(0.25, self.startup_poll_interval))
+                        raise SpawnFailed(502, self._ended_message(info, when))
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(every)
         finally:
             _drop(check)
-        self._save_state()
-        self._event(f"JupyterLab listens on node {self._where()}, port {self.port}; connecting", 90)
-        return (self.job_address, self.port)
+        return True
+
+    async def _port_known(self) -> bool:
+        return bool(self.port)
+
+    async def _server_accepts(self) -> bool:
+        """Whether the session's server accepts a TCP connection at the job's node address and port."""
+        try:
+            _reader, writer = await asyncio.wait_for(asyncio.open_connection(self.job_address, self.port), 1.0)
+        except (OSError, asyncio.TimeoutError):
+            return False
+        writer.close()
+        return True
 
     async def _cancel_quietly(self) -> None:
         if not self.job_id:

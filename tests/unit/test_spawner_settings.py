@@ -16,7 +16,7 @@ from aifw.site import example_site_path, load_site
 from aifw.slurm import JobInfo, PartitionInfo, ProjectBudget, SlurmRejected, SlurmUnavailable
 from aifw.spawners.replaced import REPLACED, ReplacedSettings, replaced_in
 from aifw.spawners.request import SessionRequest
-from aifw.spawners.spawner import AIFSlurmSpawner
+from aifw.spawners.spawner import AIFSlurmSpawner, SpawnFailed
 from aifw_testing import run_coroutine
 
 SITE = load_site(example_site_path("sandbox"))
@@ -290,11 +290,19 @@ RUNNING = JobInfo("42", "RUNNING", node="node2", partition="gpu")
 NODE2 = {"node2": "198.18.0.140"}
 
 
-def starting(**slurm) -> AIFSlurmSpawner:
+def starting(accepts_after: int = 0, **slurm) -> AIFSlurmSpawner:
+    """A spawner of job 42 whose server accepts connections from its `accepts_after`+1-th probe on."""
     s = spawner()
     s.startup_poll_interval = 0.01
     Counting(s, **slurm)
     s.job_id, s._spawn_pending = "42", True
+    s.probes = []
+
+    async def accepts():
+        s.probes.append(s.port)
+        return len(s.probes) > accepts_after
+
+    s._server_accepts = accepts
     return s
 
 
@@ -320,8 +328,55 @@ def test_the_hub_routes_to_the_nodes_address_and_the_progress_names_the_node():
     messages = [e["message"] for e in s._events]
     assert "Job 42 is running on node node2 (198.18.0.140); starting JupyterLab" in messages
     assert f"The hub refused a port report: {refused}" in messages  # said on the spawn page too
-    assert messages[-1] == "JupyterLab listens on node node2 (198.18.0.140), port 40000; connecting"
+    assert messages[-2:] == ["JupyterLab starts on node node2 (198.18.0.140), port 40000",
+                             "JupyterLab listens on node node2 (198.18.0.140), port 40000; connecting"]
     assert (s.get_state()["job_node"], s.get_state()["job_address"]) == ("node2", "198.18.0.140")
+
+
+def reported(s: AIFSlurmSpawner, port: int = 40000):
+    """_wait_until_serving of a running job on node2, whose server reports `port` once the node is known."""
+    async def scenario():
+        waiting = asyncio.ensure_future(s._wait_until_serving(SessionRequest("gpu", 1, 1, 1, 60)))
+        for _ in range(500):
+            if s.job_address or waiting.done():
+                break
+            await asyncio.sleep(0.01)
+        assert await s.accept_port_report({"port": port}, "198.18.0.140") is None
+        return await asyncio.wait_for(waiting, 5)
+
+    return scenario()
+
+
+def test_the_spawn_returns_once_the_server_accepts_connections_not_at_the_port_report():
+    # batchspawner's wrapper reports the port before the server listens: the spawner probes the node's
+    # address until a connection is accepted, so that JupyterHub's first readiness check finds the server.
+    s = starting(accepts_after=5, jobs=[RUNNING] * 50, addresses=NODE2)
+    s._events = []
+    assert run(reported(s)) == ("198.18.0.140", 40000)
+    assert s.probes == [40000] * 6  # five refused, the sixth accepted; then returned at once
+
+
+def test_a_job_that_ends_while_its_server_starts_fails_the_spawn_with_its_end():
+    ended = JobInfo("42", "FAILED", node="node2", partition="gpu", exit_code="1:0")
+    s = starting(accepts_after=10**6, jobs=[RUNNING, RUNNING] + [ended] * 50, addresses=NODE2)
+    s._events = []
+    with pytest.raises(SpawnFailed) as err:
+        run(reported(s))
+    assert err.value.status_code == 502
+    assert err.value.jupyterhub_message.startswith(
+        "Slurm job 42 on node2 (198.18.0.140) ended (FAILED, exit code 1:0) before its server accepted connections.")
+
+
+def test_a_server_that_never_accepts_a_connection_fails_the_spawn_after_the_http_timeout():
+    s = starting(accepts_after=10**6, jobs=[RUNNING] * 10**4, addresses=NODE2)
+    s.http_timeout, s._events = 1, []
+    with pytest.raises(SpawnFailed) as err:
+        run(reported(s))
+    assert err.value.status_code == 502
+    assert err.value.jupyterhub_message.startswith(
+        "JupyterLab of Slurm job 42 reported port 40000 on node node2 (198.18.0.140) but accepted no connection "
+        "within 1 s.")
+    assert 8 <= len(s.probes) <= 25  # every 0.05 s for 1 s, then given up
 
 
 def test_a_port_report_before_the_hub_saw_the_job_running_asks_slurm_for_the_node():
