@@ -180,21 +180,13 @@ class AIFSlurmSpawner(SlurmSpawner):
         """The user's projects from Slurm's accounting: associations (the default first) and each one's GPU
         budget. When accounting does not answer: the site file's projects, budgets unknown (logged)."""
         name = self.user.name
-        accounts, default = await asyncio.gather(
-            self.slurm.user_accounts(name), self.slurm.user_default_account(name), return_exceptions=True)
-        for answer in (accounts, default):
-            if isinstance(answer, (SlurmError, ValueError)):
-                self.log.warning("Slurm's accounting did not answer about the projects of %s (%s); the form "
-                                 "offers the site file's", name, answer)
-                return UserProjects.from_site(self.site, name)
-            if isinstance(answer, BaseException):
-                raise answer
         try:
-            budgets = await self.slurm.project_budgets(accounts)
-        except SlurmError as err:
-            self.log.warning("Slurm did not say the GPU budgets of %s (%s); shown as unknown", ", ".join(accounts), err)
-            budgets = None
-        return UserProjects.from_slurm(accounts, default, budgets)
+            mine = await self.slurm.user_associations(name)
+        except (SlurmError, ValueError) as err:
+            self.log.warning("Slurm's accounting did not answer about the projects of %s (%s); the form "
+                             "offers the site file's", name, err)
+            return UserProjects.from_site(self.site, name)
+        return UserProjects.from_slurm(list(mine.accounts), mine.default, mine.budgets)
 
     async def validate_request(self, options: dict[str, Any]) -> SessionRequest:
         """Typed options → a SessionRequest, checked against the site, the live partitions, the user's

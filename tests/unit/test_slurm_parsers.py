@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from aifw.slurm import (
-    SlurmRejected, format_slurm_minutes, node_state_base, node_takes_jobs, parse_accounts, parse_gpus_in_use,
+    SlurmRejected, format_slurm_minutes, node_state_base, node_takes_jobs, parse_gpus_in_use,
     parse_gres_gpus, parse_nodes, parse_partitions, parse_sbatch_job_id, parse_scontrol_job, parse_slurm_minutes,
     parse_squeue_jobs, parse_start_estimates, partitions_from_nodes,
 )
@@ -99,8 +99,7 @@ def test_partitions_from_nodes_group_in_sinfo_order_with_the_default():
     assert partitions_from_nodes([]) == {}
 
 
-def test_accounts_and_start_estimates():
-    assert parse_accounts("proj-b\nproj-a\nproj-a\nbad name\n\n") == ["proj-a", "proj-b"]
+def test_start_estimates():
     assert parse_start_estimates("7|2026-12-01T10:00:00\n8|N/A\nx\n") == {"7": "2026-12-01T10:00:00"}
 
 

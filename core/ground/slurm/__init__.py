@@ -16,7 +16,14 @@ Three outcomes of every call, kept apart on purpose:
 - `SlurmUnavailable`: Slurm did not answer (controller down; `SlurmTimedOut`: not within the time limit).
   Callers treat a running job as still running: "no answer" is never "gone".
 """
-from .accounting import ProjectBudget, format_hours, parse_assoc_mgr_budgets, parse_tres_usage
+from .accounting import (
+    ProjectBudget,
+    UserAssociations,
+    format_hours,
+    parse_assoc_mgr_budgets,
+    parse_assoc_mgr_user,
+    parse_tres_usage,
+)
 from .client import CommandResult, SlurmClient
 from .parse import (
     JOB_IDS_FORMAT,
@@ -37,8 +44,6 @@ from .parse import (
     format_slurm_minutes,
     node_state_base,
     node_takes_jobs,
-    parse_accounts,
-    parse_default_account,
     parse_gpus_in_use,
     parse_gres_gpus,
     parse_job_ids,
@@ -66,11 +71,11 @@ from .usage import (
 )
 
 __all__ = [
-    "ProjectBudget", "format_hours", "parse_assoc_mgr_budgets", "parse_tres_usage",
+    "ProjectBudget", "UserAssociations", "format_hours", "parse_assoc_mgr_budgets", "parse_assoc_mgr_user", "parse_tres_usage",
     "BatchJob", "BatchScript", "CommandResult", "JOB_IDS_FORMAT", "JobInfo", "NODE_FORMAT", "NODE_USABLE_STATES", "NodeInfo",
     "PENDING_STATES", "PartitionInfo", "RUNNING_STATES", "SQUEUE_JOB_FORMAT", "SlurmClient", "SlurmError",
     "SlurmNotInstalled", "SlurmRejected", "SlurmTimedOut", "SlurmUnavailable", "UnsafeValue", "build_batch_script",
-    "first_node", "format_slurm_minutes", "tasks_per_node", "node_state_base", "node_takes_jobs", "parse_accounts", "parse_default_account", "parse_gpus_in_use",
+    "first_node", "format_slurm_minutes", "tasks_per_node", "node_state_base", "node_takes_jobs", "parse_gpus_in_use",
     "parse_gres_gpus", "parse_job_ids", "parse_nodes", "parse_partitions", "parse_sbatch_job_id", "parse_scontrol_job",
     "parse_scontrol_records", "parse_slurm_minutes", "parse_squeue_jobs", "parse_start_estimates", "partitions_from_nodes",
     "USAGE_FIELDS", "AccountingUnavailable", "JobUsage", "SacctUsage", "parse_alloc_tres", "parse_sacct_usage",

@@ -4,14 +4,18 @@ manager reports it, and the arithmetic a form needs ("1.5 GPU-hours left; 2 GPUs
 Budgets are Slurm's own: GrpTRESMins=gres/gpu=<limit> on the account's association. slurmctld keeps the
 usage (charged once per PriorityCalcPeriod) and shows it as ``limit(used)`` in ``scontrol -o show assoc_mgr
 accounts=A flags=assoc``; GrpTRESRunMins shows, the same way, the GPU-minutes that running jobs' time
-limits still hold. No I/O here; `SlurmClient.project_budgets` runs the command.
+limits still hold. ``scontrol -o show assoc_mgr users=U flags=users,assoc`` answers, in one call from
+slurmctld's memory, everything a form needs about a user: their default account, their associations and
+every account's budget. No I/O here; `SlurmClient.project_budgets` and `user_associations` run the commands.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from .parse import parse_scontrol_records
+from aifw.names import SLURM_NAME, matches
+
+from .parse import SlurmUnavailable, parse_scontrol_records
 
 #: One TRES in a list like ``cpu=N(0),mem=N(0),gres/gpu=180(45)``: limit (N: none) and the value in use.
 _TRES_ITEM = re.compile(r"(?:^|,)(?P<tres>[\w/:.-]+)=(?P<limit>N|\d+)\((?P<used>\d+)\)")
@@ -92,3 +96,39 @@ def parse_assoc_mgr_budgets(text: str) -> dict[str, ProjectBudget]:
         budgets[account] = ProjectBudget(account=account, limit_minutes=mins[0], used_minutes=mins[1],
                                          running_minutes=run[1])
     return budgets
+
+
+@dataclass(frozen=True)
+class UserAssociations:
+    """A user's projects as slurmctld's association manager holds them: the accounts they have an
+    association with (sorted), their default account ("" when none) and each of those accounts' budget."""
+
+    accounts: tuple[str, ...]
+    default: str
+    budgets: dict[str, ProjectBudget]
+
+
+def _bare_user(value: str) -> str:
+    """``test-learner1(1002)`` -> ``test-learner1``."""
+    return value.split("(", 1)[0]
+
+
+def parse_assoc_mgr_user(text: str, user: str) -> UserAssociations:
+    """``scontrol -o show assoc_mgr users=USER flags=users,assoc`` -> the user's associations.
+
+    The user record gives DefAccount; association records with UserName=USER give the accounts; account
+    records (UserName empty) give the budgets, kept for the user's accounts only. A user slurmctld does
+    not know is in no project. No association at all (not even root's) means slurmctld has no accounting
+    data (no slurmdbd, or not reached yet): that is SlurmUnavailable, not "no projects"."""
+    records = parse_scontrol_records(text)
+    if not any("Account" in rec for rec in records):
+        raise SlurmUnavailable("slurmctld holds no associations: accounting (slurmdbd) is not in use or "
+                               "has not been reached yet")
+    default, accounts = "", set()
+    for rec in records:
+        if "Account" not in rec and _bare_user(rec.get("UserName", "")) == user:
+            default = rec.get("DefAccount", "")
+        elif rec.get("UserName") and _bare_user(rec["UserName"]) == user and matches(SLURM_NAME, rec.get("Account", "")):
+            accounts.add(rec["Account"])
+    budgets = {a: b for a, b in parse_assoc_mgr_budgets(text).items() if a in accounts}
+    return UserAssociations(tuple(sorted(accounts)), default if default in accounts else "", budgets)

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from aifw.names import JOB_ID, SLURM_NAME, UNIX_USER, matches
 
-from .accounting import ProjectBudget, parse_assoc_mgr_budgets
+from .accounting import ProjectBudget, UserAssociations, parse_assoc_mgr_budgets, parse_assoc_mgr_user
 from .rest import SlurmRestClient
 
 from .parse import (
@@ -34,8 +34,6 @@ from .parse import (
     SlurmRejected,
     SlurmTimedOut,
     SlurmUnavailable,
-    parse_accounts,
-    parse_default_account,
     parse_gpus_in_use,
     parse_job_ids,
     parse_nodes,
@@ -270,28 +268,16 @@ class SlurmClient:
         res = await self.run("squeue", ["--start", "-h", "-j", ",".join(_job_id(j) for j in job_ids), "-o", "%i|%S"])
         return parse_start_estimates(res.stdout)
 
-    async def user_accounts(self, user: str) -> list[str]:
-        """The user's Slurm associations (accounts), sorted; [] when accounting knows the user in none.
-        Raises SlurmError when accounting (slurmdbd) does not answer or is not there: that is not "none"."""
-        res = await self.run("sacctmgr", ["-nP", "show", "assoc", f"user={_user(user)}", "format=account"], timeout_s=5)
-        return parse_accounts(res.stdout)
-
-    async def user_default_account(self, user: str) -> str:
-        """The account Slurm bills when a job names none (the user's DefaultAccount); "" when accounting
-        lists none. Raises SlurmError when accounting does not answer."""
-        res = await self.run("sacctmgr", ["-nP", "show", "user", _user(user), "format=defaultaccount"], timeout_s=5)
-        return parse_default_account(res.stdout)
-
-    async def project_budgets(self, accounts: Sequence[str]) -> dict[str, ProjectBudget]:
-        """The GPU budget of each account as slurmctld counts it now (accounts it does not know are left
-        out). Raises SlurmError when Slurm does not answer."""
-        names = [a for a in accounts if matches(SLURM_NAME, a)]
-        if not names:
-            return {}
-        res = await self.run("scontrol", ["-o", "show", "assoc_mgr", f"accounts={','.join(names)}", "flags=assoc"])
-        return parse_assoc_mgr_budgets(res.stdout)
+    async def user_associations(self, user: str) -> UserAssociations:
+        """The user's accounts, default account and those accounts' GPU budgets, in one question to
+        slurmctld (its association manager: no slurmdbd round trip). Raises SlurmError when Slurm does not
+        answer or holds no accounting data: that is not "no projects"."""
+        res = await self.run("scontrol", ["-o", "show", "assoc_mgr", f"users={_user(user)}", "flags=users,assoc"])
+        return parse_assoc_mgr_user(res.stdout, user)
 
     def project_budgets_sync(self, accounts: Sequence[str]) -> dict[str, ProjectBudget]:
+        """The GPU budget of each account as slurmctld counts it now (accounts it does not know are left
+        out). Raises SlurmError when Slurm does not answer."""
         names = [a for a in accounts if matches(SLURM_NAME, a)]
         if not names:
             return {}

@@ -345,21 +345,6 @@ def parse_job_ids(text: str) -> list[str]:
     return out
 
 
-def parse_accounts(text: str) -> list[str]:
-    """``sacctmgr -nP show assoc format=account`` lines: the account names, sorted, without repeats."""
-    return sorted({a.strip() for a in text.splitlines() if matches(SLURM_NAME, a.strip())})
-
-
-def parse_default_account(text: str) -> str:
-    """``sacctmgr -nP show user NAME format=defaultaccount``: the user's default account, or "" when Slurm
-    lists none (a user accounting does not know, or one without a default)."""
-    for line in text.splitlines():
-        name = line.strip()
-        if name:
-            return name if matches(SLURM_NAME, name) else ""
-    return ""
-
-
 def parse_start_estimates(text: str) -> dict[str, str]:
     """``squeue --start -h -o '%i|%S'`` lines: job id -> estimated start (jobs without one left out)."""
     out = {}

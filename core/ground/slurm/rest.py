@@ -52,7 +52,7 @@ import requests
 
 from aifw.names import JOB_ID, PLAIN_PATH, SLURM_NAME, UNIX_USER, matches, require
 
-from .accounting import ProjectBudget
+from .accounting import UserAssociations
 from .parse import (
     INVALID_JOB,
     UNAVAILABLE,
@@ -668,7 +668,7 @@ class SlurmRestClient:
                                        [n for n in nodes.get("nodes") or () if isinstance(n, dict)])
 
     # -- accounting -----------------------------------------------------------------------------
-    async def user_accounts(self, user: str) -> list[str]:
+    async def _accounts_of(self, user: str) -> list[str]:
         """The user's Slurm associations (accounts), sorted, asked with the user's own token."""
         who = require(UNIX_USER, user, "Slurm user")
         answer = await self._call("GET", self._path("associations", db=True) + f"?user={quote(who)}", user=who,
@@ -676,7 +676,7 @@ class SlurmRestClient:
         return sorted({a["account"] for a in answer.get("associations") or ()
                        if isinstance(a, dict) and a.get("user") == who and matches(SLURM_NAME, a.get("account"))})
 
-    async def user_default_account(self, user: str) -> str:
+    async def _default_account_of(self, user: str) -> str:
         """The account Slurm bills when a job names none; "" when accounting lists none."""
         who = require(UNIX_USER, user, "Slurm user")
         answer = await self._call("GET", self._path("user", who, db=True), user=who, action=f"show user {who}")
@@ -686,8 +686,9 @@ class SlurmRestClient:
                 return account if matches(SLURM_NAME, account) else ""
         return ""
 
-    async def project_budgets(self, accounts: Sequence[str]) -> dict[str, ProjectBudget]:
-        """Not through slurmrestd: Slurm 22.05 gives no association usage there (``usage: null``); the
-        budgets are sshare's and scontrol's. Raises SlurmNotInstalled, which callers show as "unknown"."""
-        raise SlurmNotInstalled("slurmrestd (Slurm 22.05) does not report how much of a GPU budget is used; "
-                                "budgets are unknown with slurm.access rest")
+    async def user_associations(self, user: str) -> UserAssociations:
+        """The user's accounts and default account, asked with the user's own token. No budgets: Slurm
+        22.05's slurmrestd gives no association usage (``usage: null``), so the form shows them as unknown
+        and Slurm decides at submit."""
+        accounts, default = await asyncio.gather(self._accounts_of(user), self._default_account_of(user))
+        return UserAssociations(tuple(accounts), default if default in accounts else "", {})
