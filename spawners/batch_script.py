@@ -28,8 +28,9 @@ class ScriptContext:
     command: Sequence[str]
     job_name_prefix: str = "aifw"
     # Trusted set-up commands (argv lists from the hub's own config, e.g. copying course notebooks into
-    # the learner's home); each runs before the server, and its failure does not stop the session.
-    setup: Sequence[Sequence[str]] = ()
+    # the learner's home); each runs in the background beside the server's start (which need not wait
+    # for it), and its failure does not stop the session.
+    beside: Sequence[Sequence[str]] = ()
 
 
 def log_path(home: str) -> str:
@@ -60,7 +61,7 @@ def session_script(request: SessionRequest, environment: Environment, ctx: Scrip
     body = BatchScript(
         command=list(ctx.command),
         purpose=PURPOSE,
-        setup=[list(argv) for argv in ctx.setup],
+        beside=[list(argv) for argv in ctx.beside],
         prologue=environment.prologue,
         prologue_label=environment.name,
     )

@@ -238,7 +238,8 @@ class AIFSlurmSpawner(SlurmSpawner):
         return [str(venv_bin / "batchspawner-singleuser"), str(venv_bin / "jupyterhub-singleuser"), *self.get_args()]
 
     def session_setup(self) -> list[list[str]]:
-        """Trusted commands run in the job before JupyterLab: put the user's courses in their home."""
+        """Trusted commands the job runs beside JupyterLab's start: put the user's courses in their home
+        (a copy takes well under the server's start-up, so the lab opens on them)."""
         mine = self.site.courses_of(self.user.name)
         if not mine:
             return []
@@ -448,7 +449,7 @@ class AIFSlurmSpawner(SlurmSpawner):
         env = site.environment(req.environment)
         assert env is not None  # validated
         script = session_script(
-            req, env, ScriptContext(self.user.name, self._home(), self.session_command(), setup=self.session_setup())
+            req, env, ScriptContext(self.user.name, self._home(), self.session_command(), beside=self.session_setup())
         )
         try:
             self.job_id = await self.slurm.submit(script, user=self.user.name, env=self.get_env())

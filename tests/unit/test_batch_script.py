@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+import subprocess
+import time
 
 import pytest
 from hypothesis import example, given
@@ -50,7 +52,6 @@ def test_the_session_log_names_the_node_and_its_address(tmp_path):
     """The banner, run by bash as a job would run it: Slurm's node name, the hostname, the addresses."""
     import os
     import socket
-    import subprocess
 
     script = session_script(validate_options({}, SITE), SITE.environment("default"), CTX)
     [banner] = [ln for ln in script.splitlines() if ln.startswith("echo ")]
@@ -64,11 +65,29 @@ def test_the_session_log_names_the_node_and_its_address(tmp_path):
     assert out.split(", address ", 1)[1].strip() == own and "$(" not in out
 
 
-def test_set_up_steps_run_before_the_server_and_their_failure_is_only_reported():
-    ctx = dataclasses.replace(CTX, setup=[["/opt/aifw/venv/bin/aifw", "courses", "sync", "aif-foundations"]])
+def test_set_up_steps_run_beside_the_server_and_their_failure_is_only_reported(tmp_path):
+    ctx = dataclasses.replace(CTX, beside=[["/opt/aifw/venv/bin/aifw", "courses", "sync", "aif-foundations"]])
     lines = session_script(validate_options({}, SITE), SITE.environment("default"), ctx).splitlines()
-    step = "/opt/aifw/venv/bin/aifw courses sync aif-foundations || echo 'AIF Workbench: JupyterHub session set-up step failed (continuing)' >&2"
-    assert step in lines and lines.index(step) < len(lines) - 1 and lines[-1].startswith("exec ")
+    step = ("{ /opt/aifw/venv/bin/aifw courses sync aif-foundations || echo 'AIF Workbench: JupyterHub session "
+            "background step failed (continuing)' >&2; } &")
+    assert lines[-2:] == [step, lines[-1]] and lines[-1].startswith("exec ")
+    # As bash runs it: the server does not wait for the step, and the step's failure is only reported.
+    script = tmp_path / "job.sh"
+    script.write_text("set -eo pipefail\n" + step.replace("/opt/aifw/venv/bin/aifw courses sync aif-foundations",
+                                                          f"sleep 0.5; echo synced > {tmp_path}/done; false")
+                      + f"\nexec cat {tmp_path}/done 2>&1\n")
+    ran = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=10)
+    assert ran.returncode == 1 and "No such file" in ran.stdout  # the command ran first, on its own
+    assert wait_for_file(tmp_path / "done") == "synced\n"
+
+
+def wait_for_file(path, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was not written within {timeout_s} s")
 
 
 def test_account_reservation_and_environment_prologue():

@@ -14,7 +14,7 @@ from aifw.slurm.script import LINE_BREAKS
 JOB = BatchJob(job_name="aifw-x", time_minutes=90, partition="gpu", cpus_per_task=2, memory_mb=3 * 1024,
                gpus=1, gpu_type="a100", output="/home/x/log-%j.log", chdir="/home/x", account="proj-a")
 BODY = BatchScript(command=["/opt/venv/bin/python", "-m", "x", "a b"], purpose="grading worker",
-                   exports={"SLURM_CONF": "/etc/slurm conf/slurm.conf"}, setup=[["/bin/true", "it's"]])
+                   exports={"SLURM_CONF": "/etc/slurm conf/slurm.conf"}, beside=[["/bin/true", "it's"]])
 
 
 def sbatch(script: str) -> list[str]:
@@ -28,7 +28,7 @@ def test_directives_in_order_and_body_quoted():
                               "--time=01:30:00", "--output=/home/x/log-%j.log", "--chdir=/home/x", "--nodes=1",
                               "--ntasks=1", "--gres=gpu:a100:1", "--account=proj-a"]
     assert "export SLURM_CONF='/etc/slurm conf/slurm.conf'" in script
-    assert "/bin/true 'it'\"'\"'s' || echo" in script
+    assert "{ /bin/true 'it'\"'\"'s' || echo 'AIF Workbench: grading worker background step failed (continuing)' >&2; } &" in script
     assert script.rstrip().splitlines()[-1] == "exec /opt/venv/bin/python -m x 'a b'"
 
 
@@ -58,7 +58,7 @@ def test_a_bad_directive_value_is_refused(field, value):
     dataclasses.replace(BODY, exports={"bad name": "x"}),
     dataclasses.replace(BODY, exports={"OK": "two\nlines"}),
     dataclasses.replace(BODY, command=[]),
-    dataclasses.replace(BODY, setup=[["/bin/echo", "a\n#SBATCH --uid=0"]]),
+    dataclasses.replace(BODY, beside=[["/bin/echo", "a\n#SBATCH --uid=0"]]),
     dataclasses.replace(BODY, prologue="module load x", prologue_label="a b"),
     dataclasses.replace(BODY, purpose="x\ny"),
 ])
@@ -69,7 +69,7 @@ def test_a_bad_body_is_refused(body):
 
 @given(st.lists(st.text(max_size=30), max_size=4))
 def test_a_command_is_one_quoted_line_or_refused(args):
-    body = dataclasses.replace(BODY, command=["/bin/x", *args], setup=())
+    body = dataclasses.replace(BODY, command=["/bin/x", *args], beside=())
     multi_line = any(c in a for a in args for c in LINE_BREAKS)
     try:
         script = build_batch_script(JOB, body)

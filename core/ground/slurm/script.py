@@ -9,8 +9,9 @@ environment prologue), which is the only text that goes in as it is.
     #SBATCH ...                 directives, in a fixed order
     <banner>                    one echo: which job, as whom, on which node (name, hostname, address)
     export NAME=value           `exports` (names checked, values quoted)
-    argv || echo ... >&2        `setup` steps: trusted commands whose failure does not stop the job
     # <label>                   `prologue`: admin-written shell lines
+    { argv || echo ...; } &     `beside` steps: trusted commands started in the background beside the
+                                command; a failure is said in the log and does not stop the job
     exec argv                   `command`
 """
 from __future__ import annotations
@@ -118,14 +119,16 @@ class BatchJob:
 
 @dataclass(frozen=True)
 class BatchScript:
-    """What a job runs: trusted set-up steps, admin-written prologue text, then one command."""
+    """What a job runs: admin-written prologue text, trusted steps beside the command, then one command."""
 
     command: Sequence[str]
     purpose: str = "job"  # said in the banner and the header comment: "JupyterHub session", "grading worker"
     exports: Mapping[str, str] = field(default_factory=dict)
-    setup: Sequence[Sequence[str]] = ()
     prologue: str = ""
     prologue_label: str = ""
+    # Trusted steps the command need not wait for: started in the background (after the prologue, so in
+    # the same environment) just before the command; a failure is said in the log and stops nothing.
+    beside: Sequence[Sequence[str]] = ()
 
 
 def build_batch_script(job: BatchJob, body: BatchScript) -> str:
@@ -145,10 +148,11 @@ def build_batch_script(job: BatchJob, body: BatchScript) -> str:
         if not _ENV_NAME.fullmatch(name) or any(c in value for c in LINE_BREAKS):
             raise UnsafeValue(f"refusing to export {name!r} in a batch script")
         lines.append(f"export {name}={shlex.quote(value)}")
-    for argv in body.setup:
-        lines.append(_line(argv, "set-up step") + f" || echo 'AIF Workbench: {purpose} set-up step failed (continuing)' >&2")
     if body.prologue.strip():
         label = _name(body.prologue_label, "prologue label") if body.prologue_label else "prologue"
         lines += [f"# environment: {label}", body.prologue.rstrip()]
+    for argv in body.beside:
+        lines.append("{ " + _line(argv, "background step")
+                     + f" || echo 'AIF Workbench: {purpose} background step failed (continuing)' >&2; }} &")
     lines += ["exec " + _line(body.command, "command"), ""]
     return "\n".join(lines)
