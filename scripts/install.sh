@@ -70,6 +70,34 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   fi
 fi
 
+# --- the session panel (JupyterLab 4 extension, extensions/session_panel/) -------------------
+# Built from source in the checkout before the package (whose data-files carry the built labextension):
+# npm ci from the committed package-lock.json (again only when package.json or the lock changed), then
+# tsc and jupyter-builder (`npm run build`), again only when the extension's sources changed. Nothing
+# built is committed (.gitignore). One build at a time per checkout (the sandbox and the tests share it).
+PANEL="$REPO/extensions/session_panel"
+if [ ! -x "$VENV/bin/jupyter-builder" ]; then
+  say "installing jupyter-builder (builds the session panel)"
+  quiet_pip install -q "jupyter-builder>=1.3,<2"
+fi
+exec 8>"$PANEL/.build.lock"
+flock 8
+npm_hash=$(cat "$PANEL/package.json" "$PANEL/package-lock.json" | sha256sum | cut -c1-16)
+if [ "$(cat "$PANEL/node_modules/.aifw-npm" 2>/dev/null)" != "$npm_hash" ]; then
+  say "installing the session panel's npm packages (npm ci)"
+  (cd "$PANEL" && npm ci --silent --no-audit --no-fund >/dev/null)
+  echo "$npm_hash" > "$PANEL/node_modules/.aifw-npm"
+fi
+panel_hash=$( (cd "$PANEL" && find src style schema package.json package-lock.json tsconfig.json -type f 2>/dev/null \
+  | sort | xargs sha256sum; echo "$npm_hash") | sha256sum | cut -c1-16)
+if [ "$(cat "$PANEL/labextension/.aifw-src" 2>/dev/null)" != "$panel_hash" ]; then
+  say "building the session panel (tsc, jupyter-builder)"
+  (cd "$PANEL" && rm -rf lib labextension tsconfig.tsbuildinfo && PATH="$VENV/bin:$PATH" npm run --silent build >/dev/null)
+  echo "$panel_hash" > "$PANEL/labextension/.aifw-src"
+fi
+flock -u 8
+exec 8>&-
+
 extra=""
 [ "$MODE" = "--test" ] && extra="[test]"
 deps_stamp="$VENV/.aifw-deps-$(sha256sum "$REPO/pyproject.toml" | cut -c1-16)${extra:+-test}"
@@ -90,11 +118,14 @@ fi
 
 # The project itself, non-editable (learners' jobs import it from the prefix), when its files changed.
 src_hash=$(cd "$REPO" && find core hub_config spawners extensions courses notebooks pyproject.toml -type f \
-  -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+  -not -path '*/__pycache__/*' -not -path '*/node_modules/*' -not -path 'extensions/session_panel/lib/*' \
+  -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
 if [ "$(cat "$VENV/.aifw-src" 2>/dev/null)" != "$src_hash" ]; then
   say "installing aif-workbench from $REPO"
   build=$(mktemp -d)
-  cp -r "$REPO"/{core,hub_config,spawners,extensions,courses,notebooks,pyproject.toml,README.md} "$build"/
+  cp -r "$REPO"/{core,hub_config,spawners,courses,notebooks,pyproject.toml,README.md} "$build"/
+  # extensions/ without the session panel's node_modules (200 MB the package does not take)
+  tar -C "$REPO" --exclude=node_modules --exclude=.build.lock -cf - extensions | tar -C "$build" -xf -
   quiet_pip install -q --no-deps --no-build-isolation --force-reinstall "$build"
   rm -rf "$build"
   echo "$src_hash" > "$VENV/.aifw-src"

@@ -17,6 +17,7 @@ PACKAGES = {
     "core/ground/slurm": ("aifw.slurm", 0),
     "extensions": ("aifw.extensions", 1),
     "extensions/kernel": ("aifw.extensions.kernel", 1),
+    "extensions/server": ("aifw.extensions.server", 1),
     "hub_config": ("aifw.hub_config", 1),
     "spawners": ("aifw.spawners", 1),
     "courses": ("aifw.courses", 1),

@@ -1,0 +1,28 @@
+"""The session panel's server extension (jupyter_server), enabled in every session by the data file
+``etc/jupyter/jupyter_server_config.d/aifw-session-panel.json`` that the package installs.
+
+Its frontend is the JupyterLab 4 extension in ``extensions/session_panel/`` (TypeScript, built by
+scripts/install.sh into ``share/jupyter/labextensions/aifw-session-panel``); both live in the
+`extensions` room because both run inside the learner's session. Rooms:
+
+- `job`: the session's job as typed values, from the environment and Slurm's record (pure);
+- `reader`: reads them (the environment once, Slurm at most every 30 s);
+- `handlers`: ``GET <base_url>aifw/session`` (JSON) and ``GET <base_url>aifw/session/log``.
+"""
+from __future__ import annotations
+
+from .reader import JobReader
+
+
+def _jupyter_server_extension_points() -> list[dict]:
+    return [{"module": "aifw.extensions.server"}]
+
+
+def _load_jupyter_server_extension(serverapp) -> None:
+    from .handlers import handlers
+
+    reader = JobReader()
+    web_app = serverapp.web_app
+    web_app.add_handlers(".*$", handlers(web_app.settings["base_url"], reader))
+    where = "in Slurm job " + reader.job_id if reader.job_id else "outside Slurm"
+    serverapp.log.info("aifw session panel: serving %saifw/session (%s)", web_app.settings["base_url"], where)

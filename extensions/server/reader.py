@@ -1,0 +1,95 @@
+"""Reads the session's job for the server extension: the environment once, Slurm at most every
+`refresh_s` seconds (a cache shared by every request), and `SessionJob.view` at each request's time.
+
+I/O only; the values are checked in `aifw.extensions.server.job`. Slurm is asked through `aifw.slurm`'s
+`SlurmClient`. Stop-gap, until the Slurm layer's JobInfo carries the job's end time, limit, TRES, account
+and StdOut: `_slurm_record` asks `scontrol show job -o` through `SlurmClient.run` and the layer's own
+`parse_scontrol_records`. When Slurm does not answer, the last answer (else the environment's values)
+stays, with a note saying so: "no answer" never reads as "no job".
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Awaitable, Callable, Mapping
+
+from aifw.slurm import SlurmClient, SlurmError, SlurmRejected, parse_scontrol_records
+
+from .job import SessionJob, job_from_environment, not_in_job_view, with_slurm_record
+
+log = logging.getLogger(__name__)
+
+RecordFetcher = Callable[[str], Awaitable[Mapping[str, str] | None]]
+
+
+async def _slurm_record(job_id: str) -> Mapping[str, str] | None:
+    """Slurm's record of the job (Key=Value pairs); None when Slurm no longer knows it."""
+    client = SlurmClient(timeout_s=5.0)
+    try:
+        result = await client.run("scontrol", ["show", "job", "-o", job_id])
+    except SlurmRejected:
+        return None  # "Invalid job id specified": Slurm has forgotten the job
+    records = parse_scontrol_records(result.stdout)
+    return records[0] if records else None
+
+
+class JobReader:
+    """The job of this server, Slurm's view refreshed at most every `refresh_s` seconds."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, refresh_s: float = 30.0,
+                 fetch: RecordFetcher = _slurm_record, clock: Callable[[], float] = time.monotonic):
+        self._env_job = job_from_environment(os.environ if env is None else env)
+        self._job = self._env_job
+        self._refresh_s = refresh_s
+        self._fetch = fetch
+        self._clock = clock
+        self._read_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def job_id(self) -> str | None:
+        """The job's id from the environment; None outside Slurm."""
+        return self._env_job.job_id if self._env_job else None
+
+    async def job(self) -> SessionJob | None:
+        """The job (None outside Slurm), asking Slurm only when the last answer is `refresh_s` old."""
+        if self._env_job is None:
+            return None
+        async with self._lock:
+            now = self._clock()
+            if self._read_at is None or now - self._read_at >= self._refresh_s:
+                self._read_at = now
+                await self._refresh()
+        return self._job
+
+    async def _refresh(self) -> None:
+        assert self._env_job is not None and self._job is not None
+        try:
+            record = await self._fetch(self._env_job.job_id)
+        except (SlurmError, OSError) as err:
+            log.warning("aifw session panel: Slurm did not answer for job %s: %s", self._env_job.job_id, err)
+            self._job = _noted(self._job, f"Slurm did not answer ({err}); showing its last known values")
+            return
+        if record is None:
+            self._job = _noted(self._job, "Slurm no longer lists this job")
+            return
+        try:
+            self._job = with_slurm_record(self._env_job, record)
+        except ValueError as err:
+            log.warning("aifw session panel: %s", err)
+            self._job = _noted(self._job, str(err))
+
+    async def view(self, *, log_url: str | None, now: datetime | None = None) -> dict:
+        job = await self.job()
+        if job is None:
+            return not_in_job_view()
+        return job.view(now or datetime.now(timezone.utc), log_url=log_url)
+
+
+def _noted(job: SessionJob, note: str) -> SessionJob:
+    kept = tuple(n for n in job.notes if not n.startswith("Slurm"))
+    return replace(job, notes=kept + (note,))
