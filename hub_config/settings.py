@@ -15,10 +15,31 @@ ADMIN_SERVICE = "aifw-admin"
 ADMIN_SCOPES = ["admin:users", "admin:servers", "admin:groups", "read:hub", "tokens", "list:users", "access:servers"]
 
 # The site's `hub.authenticator` -> JupyterHub's authenticator (a name of the entry-point group
-# `jupyterhub.authenticators`) and the settings of that class.
-AUTHENTICATORS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
-    "pam": ("pam", {"PAMAuthenticator": {"open_sessions": False}}),
+# `jupyterhub.authenticators`) and the config sections (classes) its settings go to.
+AUTHENTICATORS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "pam": ("pam", ("PAMAuthenticator",)),
+    "lti": ("aifw-lti", ("AIFLTIAuthenticator",)),  # aifw.hub_config.lti_auth
 }
+
+
+def authenticator_settings(site: Site) -> dict[str, dict[str, Any]]:
+    """The settings of the site's authenticator, by config section (pure)."""
+    if site.hub.authenticator == "pam":
+        return {"PAMAuthenticator": {"open_sessions": False}}
+    lti = site.lti
+    assert lti is not None  # the site model requires it with hub.authenticator: lti
+    # jupyterhub-ltiauthenticator's own traits verify the launch (issuer, audience, signature through the JWKS,
+    # state, nonce, age); the whole site gives the mapping (aifw.hub_config.lti_auth).
+    return {
+        "AIFLTIAuthenticator": {
+            "site": site,
+            "issuer": lti.issuer,
+            "client_id": set(lti.client_ids),
+            "authorize_url": lti.authorize_url,
+            "jwks_endpoint": lti.jwks_url,
+            "jwks_algorithms": ["RS256"],
+        },
+    }
 
 
 def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> dict[str, dict[str, Any]]:
@@ -61,7 +82,7 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
     if groups:
         jh["load_groups"] = groups
     return {
-        **AUTHENTICATORS[hub.authenticator][1],
+        **authenticator_settings(site),
         "JupyterHub": jh,
         "ConfigurableHTTPProxy": {
             "api_url": f"http://127.0.0.1:{hub.proxy_api_port}",
