@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
@@ -29,8 +29,8 @@ class SessionHandler(APIHandler):
         self.finish(await self.reader.view(log_url=log_url))
 
 
-class SessionLogHandler(APIHandler):
-    """The job's log file, the last `LOG_TAIL_BYTES` of it."""
+class SessionLogHandler(JupyterHandler):
+    """The job's log file, the last `LOG_TAIL_BYTES` of it, as text (an API handler would answer JSON)."""
 
     def initialize(self, reader: JobReader) -> None:
         self.reader = reader

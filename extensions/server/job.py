@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from aifw.names import JOB_ID, SLURM_NAME, matches
-from aifw.slurm import parse_gres_gpus, parse_slurm_minutes
 
 NOT_IN_JOB = "This server does not run in a Slurm job (its environment has no SLURM_JOB_ID)."
 
@@ -128,6 +127,10 @@ def job_from_environment(env: Mapping[str, str]) -> SessionJob | None:
 def with_slurm_record(job: SessionJob, record: Mapping[str, str]) -> SessionJob:
     """`job` updated from Slurm's record of it (``scontrol show job -o`` as Key=Value pairs): what Slurm
     says wins over the environment; what it does not say (or says wrongly) keeps the environment's value."""
+    # Imported here, not at the top: aifw.slurm takes 0.1 s to import (its REST client), and the server
+    # extension is loaded at every server start; Slurm's record is read only once JupyterLab asks.
+    from aifw.slurm import parse_gres_gpus, parse_slurm_minutes
+
     if record.get("JobId", job.job_id) != job.job_id:
         raise ValueError(f"Slurm answered for job {record.get('JobId')!r}, not for {job.job_id}")
     notes = [n for n in job.notes if not n.startswith("Slurm")]

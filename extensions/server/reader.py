@@ -17,8 +17,6 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Mapping
 
-from aifw.slurm import SlurmClient, SlurmError, SlurmRejected, parse_scontrol_records
-
 from .job import SessionJob, job_from_environment, not_in_job_view, with_slurm_record
 
 log = logging.getLogger(__name__)
@@ -28,6 +26,8 @@ RecordFetcher = Callable[[str], Awaitable[Mapping[str, str] | None]]
 
 async def _slurm_record(job_id: str) -> Mapping[str, str] | None:
     """Slurm's record of the job (Key=Value pairs); None when Slurm no longer knows it."""
+    from aifw.slurm import SlurmClient, SlurmRejected, parse_scontrol_records  # 0.1 s: not at server start
+
     client = SlurmClient(timeout_s=5.0)
     try:
         result = await client.run("scontrol", ["show", "job", "-o", job_id])
@@ -68,6 +68,8 @@ class JobReader:
 
     async def _refresh(self) -> None:
         assert self._env_job is not None and self._job is not None
+        from aifw.slurm import SlurmError  # 0.1 s to import: at the first request, not at server start
+
         try:
             record = await self._fetch(self._env_job.job_id)
         except (SlurmError, OSError) as err:

@@ -71,14 +71,10 @@ export class SessionPanel extends Widget {
       ['project', 'Project', info.project ?? '—'],
       ['start', 'Started', when(info.start_time)],
       ['end', 'Ends', when(info.end_time)],
-      ['left', 'Walltime left', left === null ? 'no time limit' : formatLeft(left)]
+      ['left', 'Walltime left', left === null ? 'no time limit' : '']
     ];
-    const warn = left !== null && left <= WARNING_SECONDS ? ' aifw-mod-warning' : '';
     const table = rows
-      .map(
-        ([key, label, value]) =>
-          `<tr data-aifw="${key}" class="${key === 'left' ? warn : ''}"><th>${label}</th><td>${escape(value)}</td></tr>`
-      )
+      .map(([key, label, value]) => `<tr data-aifw="${key}"><th>${label}</th><td>${escape(value)}</td></tr>`)
       .join('');
     const log = info.log_url
       ? `<p><a class="aifw-SessionPanel-log" href="${escape(info.log_url)}" target="_blank" rel="noopener">The job's log</a></p>`
@@ -90,21 +86,30 @@ export class SessionPanel extends Widget {
   }
 
   private _render(html: string, info: IJobInfo | null): void {
-    // Rebuild only what changed: the countdown ticks every second.
-    const key = html;
-    if (key === this._last) {
-      return;
+    // The details are rebuilt only when they change; each second only the countdown's cell is written
+    // (a Stop button rebuilt every second could lose a click).
+    if (html !== this._last) {
+      this._last = html;
+      this.node.innerHTML = html;
+      if (info) {
+        this._addStop(info);
+      }
     }
-    this._last = key;
-    this.node.innerHTML = html;
-    if (info) {
-      const stop = document.createElement('button');
-      stop.className = 'jp-mod-styled jp-mod-warn aifw-SessionPanel-stop';
-      stop.textContent = 'Stop';
-      stop.title = 'End this session: the server stops, Slurm ends the job, and you return to the hub';
-      stop.addEventListener('click', () => void stopSession(info.job_id));
-      this.node.appendChild(stop);
+    const left = this._model.secondsLeft();
+    const row = this.node.querySelector<HTMLElement>('tr[data-aifw="left"]');
+    if (row && left !== null) {
+      row.querySelector('td')!.textContent = formatLeft(left);
+      row.classList.toggle('aifw-mod-warning', left <= WARNING_SECONDS);
     }
+  }
+
+  private _addStop(info: IJobInfo): void {
+    const stop = document.createElement('button');
+    stop.className = 'jp-mod-styled jp-mod-warn aifw-SessionPanel-stop';
+    stop.textContent = 'Stop';
+    stop.title = 'End this session: the server stops, Slurm ends the job, and you return to the hub';
+    stop.addEventListener('click', () => void stopSession(info.job_id));
+    this.node.appendChild(stop);
   }
 
   private _model: ISessionModel;
