@@ -586,6 +586,10 @@ class AIFSlurmSpawner(SlurmSpawner):
     async def poll(self):
         if not self.job_id:
             return 0
+        if self._stop_pending:
+            # JupyterHub polls right before it stops a server; stop() cancels the job and waits for its end
+            # anyway, so asking Slurm here would only add a watcher round (up to a second) to every stop.
+            return None
         info = await self._job()
         if info is None:
             return None  # no answer is not "gone": keep the session
@@ -630,7 +634,7 @@ class AIFSlurmSpawner(SlurmSpawner):
             return
         deadline = time.monotonic() + self.stop_wait_seconds
         while time.monotonic() < deadline:
-            info = await self._job(min(0.5, self.startup_poll_interval))  # rounds of the shared watcher
+            info = await self._job(min(0.25, self.startup_poll_interval))  # rounds of the shared watcher
             if info is not None and info.is_finished:
                 return
         self.log.warning("Job %s of %s is still in the queue after scancel", job_id, self._log_name)

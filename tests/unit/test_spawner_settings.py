@@ -522,3 +522,12 @@ def test_a_controller_that_does_not_answer_is_an_error_not_no_projects(tmp_path)
     client = fake_scontrol(tmp_path, "echo 'slurm_load_assoc_mgr_info error: Unable to contact slurm controller' >&2; exit 1")
     with pytest.raises(SlurmUnavailable, match="Unable to contact slurm controller"):
         run(client.user_associations("test-learner1"))
+
+
+def test_the_poll_jupyterhub_makes_just_before_a_stop_asks_slurm_nothing():
+    s = starting(jobs=[AssertionError("Slurm was asked")], addresses=NODE2)
+    s._stop_pending = True  # JupyterHub's User.stop sets it, then polls, then calls stop()
+    assert run(s.poll()) is None  # "running": stop() cancels the job and waits for its end
+    s._stop_pending = False
+    with pytest.raises(AssertionError, match="Slurm was asked"):
+        run(s.poll())
