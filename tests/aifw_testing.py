@@ -307,3 +307,20 @@ def new_gradebook(path):
             gb.db.commit()
 
     return opened()
+
+
+def run_batch_job(job, body, *, within_s: float, logs) -> str:
+    """Submit a batch job (aifw.slurm BatchJob + BatchScript) as the caller, wait until Slurm has none of
+    its tasks left (at most `within_s`, polled every second), cancel it whatever happened, and return the
+    text of its output files (`logs`: a directory whose job-*.out files are the job's output)."""
+    from aifw.slurm import SlurmClient, build_batch_script
+
+    client = SlurmClient(bin_dir=None)
+    job_id = client.submit_sync(build_batch_script(job, body))
+    try:
+        deadline = time.monotonic() + within_s
+        while client.job_tasks_sync(job_id) and time.monotonic() < deadline:
+            time.sleep(1)
+    finally:
+        client.cancel_sync([job_id])
+    return f"job {job_id}: " + "\n".join(p.read_text(errors="replace") for p in sorted(Path(logs).glob("job-*.out")))

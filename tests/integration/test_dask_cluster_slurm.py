@@ -17,7 +17,8 @@ import time
 import pytest
 
 from aifw.extensions.kernel.dask_cluster import dask_cluster
-from aifw.slurm import BatchJob, BatchScript, SlurmClient, build_batch_script
+from aifw.slurm import BatchJob, BatchScript, SlurmClient
+from aifw_testing import run_batch_job
 
 pytestmark = pytest.mark.integration
 
@@ -121,15 +122,7 @@ def test_a_kernel_on_a_compute_node_gets_workers_on_both_nodes(slurm, tmp_path):
                    output=str(tmp_path / "job-%j.out"), chdir=str(tmp_path))
     body = BatchScript(command=[sys.executable, str(program), part.name, str(tmp_path / "logs"), str(report)],
                        purpose="dask test", exports={"SLURM_CONF": os.environ["SLURM_CONF"]})
-    client = SlurmClient(bin_dir=None)
-    job_id = client.submit_sync(build_batch_script(job, body))
-    try:
-        deadline = time.monotonic() + 180
-        while client.job_tasks_sync(job_id) and time.monotonic() < deadline:
-            time.sleep(1)
-    finally:
-        client.cancel_sync([job_id])
-    log = "\n".join(p.read_text(errors="replace") for p in tmp_path.glob("job-*.out"))
+    log = run_batch_job(job, body, within_s=180, logs=tmp_path)
     assert report.exists(), f"the job left no report; its log:\n{log[-3000:]}"
     got = json.loads(report.read_text())
     assert got["here"] in addresses, got

@@ -20,7 +20,8 @@ import pytest
 from nbclient import NotebookClient
 
 from aifw.extensions.kernel.dask_cluster import BACKEND_ENV
-from aifw.slurm import BatchJob, BatchScript, SlurmClient, build_batch_script
+from aifw.slurm import BatchJob, BatchScript
+from aifw_testing import run_batch_job
 
 pytestmark = pytest.mark.integration
 
@@ -173,16 +174,8 @@ def test_ddp_template_runs_across_two_nodes_with_srun(slurm, tmp_path):
                    output=str(tmp_path / "job-%j.out"), chdir=str(tmp_path))
     body = BatchScript(command=[sys.executable, str(runner), str(src), str(out), str(tmp_path), str(CELL_TIMEOUT_S)],
                        purpose="DDP test", exports={"SLURM_CONF": os.environ["SLURM_CONF"]})
-    client = SlurmClient(bin_dir=None)
-    job_id = client.submit_sync(build_batch_script(job, body))
-    try:
-        deadline = time.monotonic() + NOTEBOOK_BUDGET_S * 2
-        while client.job_tasks_sync(job_id) and time.monotonic() < deadline:
-            time.sleep(1)
-    finally:
-        client.cancel_sync([job_id])
-    log = "\n".join(p.read_text(errors="replace") for p in tmp_path.glob("job-*.out"))
-    assert out.exists(), f"the notebook did not finish in job {job_id}; its log:\n{log[-3000:]}"
+    log = run_batch_job(job, body, within_s=NOTEBOOK_BUDGET_S * 2, logs=tmp_path)
+    assert out.exists(), f"the notebook did not finish in {log[:16]}; its log:\n{log[-3000:]}"
     text = _text(nbformat.read(out, as_version=4))
     assert re.search(r"LAUNCH: srun: 2 tasks across the allocation \S+ \(2 node\(s\)\)", text), text[-2000:]
     ranks_on = re.search(r"NODES: 2 \[(.*?)\]", text)
