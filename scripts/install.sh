@@ -71,29 +71,38 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 
 # --- the session panel (JupyterLab 4 extension, extensions/session_panel/) -------------------
-# Built from source in the checkout before the package (whose data-files carry the built labextension):
-# npm ci from the committed package-lock.json (again only when package.json or the lock changed), then
-# tsc and jupyter-builder (`npm run build`), again only when the extension's sources changed. Nothing
-# built is committed (.gitignore). One build at a time per checkout (the sandbox and the tests share it).
+# Built from source before the package (whose data-files carry the built labextension), in
+# AIFW_HOME/session-panel-build (its node_modules stay out of the checkout): npm ci from the committed
+# package-lock.json, again only when package.json or the lock changed; then tsc and jupyter-builder
+# (`npm run build`), again only when the extension's sources changed. The built labextension is copied
+# into the checkout's extensions/session_panel/labextension/ (git-ignored, like every build output).
 PANEL="$REPO/extensions/session_panel"
+PANEL_BUILD="$HOME_DIR/session-panel-build"
 if [ ! -x "$VENV/bin/jupyter-builder" ]; then
   say "installing jupyter-builder (builds the session panel)"
   quiet_pip install -q "jupyter-builder>=1.3,<2"
 fi
+mkdir -p "$PANEL_BUILD"
+rm -rf "$PANEL_BUILD/src" "$PANEL_BUILD/style"
+cp -r "$PANEL"/{src,style,package.json,package-lock.json,tsconfig.json} "$PANEL_BUILD"/
+npm_hash=$(cat "$PANEL/package.json" "$PANEL/package-lock.json" | sha256sum | cut -c1-16)
+if [ "$(cat "$PANEL_BUILD/node_modules/.aifw-npm" 2>/dev/null)" != "$npm_hash" ]; then
+  say "installing the session panel's npm packages (npm ci)"
+  (cd "$PANEL_BUILD" && npm ci --silent --no-audit --no-fund >/dev/null)
+  echo "$npm_hash" > "$PANEL_BUILD/node_modules/.aifw-npm"
+fi
+panel_hash=$( (cd "$PANEL" && find src style package.json package-lock.json tsconfig.json -type f | sort \
+  | xargs sha256sum; echo "$npm_hash") | sha256sum | cut -c1-16)
+# One copy into the checkout at a time (the sandbox's and the tests' installs share the checkout).
 exec 8>"$PANEL/.build.lock"
 flock 8
-npm_hash=$(cat "$PANEL/package.json" "$PANEL/package-lock.json" | sha256sum | cut -c1-16)
-if [ "$(cat "$PANEL/node_modules/.aifw-npm" 2>/dev/null)" != "$npm_hash" ]; then
-  say "installing the session panel's npm packages (npm ci)"
-  (cd "$PANEL" && npm ci --silent --no-audit --no-fund >/dev/null)
-  echo "$npm_hash" > "$PANEL/node_modules/.aifw-npm"
-fi
-panel_hash=$( (cd "$PANEL" && find src style schema package.json package-lock.json tsconfig.json -type f 2>/dev/null \
-  | sort | xargs sha256sum; echo "$npm_hash") | sha256sum | cut -c1-16)
 if [ "$(cat "$PANEL/labextension/.aifw-src" 2>/dev/null)" != "$panel_hash" ]; then
   say "building the session panel (tsc, jupyter-builder)"
-  (cd "$PANEL" && rm -rf lib labextension tsconfig.tsbuildinfo && PATH="$VENV/bin:$PATH" npm run --silent build >/dev/null)
-  echo "$panel_hash" > "$PANEL/labextension/.aifw-src"
+  (cd "$PANEL_BUILD" && rm -rf lib labextension tsconfig.tsbuildinfo \
+    && PATH="$VENV/bin:$PATH" npm run --silent build >/dev/null)
+  echo "$panel_hash" > "$PANEL_BUILD/labextension/.aifw-src"
+  rm -rf "$PANEL/labextension.new" && cp -r "$PANEL_BUILD/labextension" "$PANEL/labextension.new"
+  rm -rf "$PANEL/labextension" && mv "$PANEL/labextension.new" "$PANEL/labextension"
 fi
 flock -u 8
 exec 8>&-
