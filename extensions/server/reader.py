@@ -2,9 +2,8 @@
 `refresh_s` seconds (a cache shared by every request), and `SessionJob.view` at each request's time.
 
 I/O only; the values are checked in `aifw.extensions.server.job`. Slurm is asked through `aifw.slurm`'s
-`SlurmClient`. Stop-gap, until the Slurm layer's JobInfo carries the job's end time, limit, TRES, account
-and StdOut: `_slurm_record` asks `scontrol show job -o` through `SlurmClient.run` and the layer's own
-`parse_scontrol_records`. When Slurm does not answer, the last answer (else the environment's values)
+`SlurmClient.job_record` (Slurm's whole record of the job: EndTime, TimeLimit, TRES, Account, StdOut), whose
+fields `with_slurm_record` types. When Slurm does not answer, the last answer (else the environment's values)
 stays, with a note saying so: "no answer" never reads as "no job".
 """
 from __future__ import annotations
@@ -26,15 +25,9 @@ RecordFetcher = Callable[[str], Awaitable[Mapping[str, str] | None]]
 
 async def _slurm_record(job_id: str) -> Mapping[str, str] | None:
     """Slurm's record of the job (Key=Value pairs); None when Slurm no longer knows it."""
-    from aifw.slurm import SlurmClient, SlurmRejected, parse_scontrol_records  # 0.1 s: not at server start
+    from aifw.slurm import SlurmClient  # 0.1 s to import: at the first request, not at server start
 
-    client = SlurmClient(timeout_s=5.0)
-    try:
-        result = await client.run("scontrol", ["show", "job", "-o", job_id])
-    except SlurmRejected:
-        return None  # "Invalid job id specified": Slurm has forgotten the job
-    records = parse_scontrol_records(result.stdout)
-    return records[0] if records else None
+    return await SlurmClient(timeout_s=5.0).job_record(job_id)
 
 
 class JobReader:

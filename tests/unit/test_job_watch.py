@@ -390,3 +390,18 @@ def test_a_held_submission_asks_sbatch_to_hold_the_job(tmp_path):
     assert run(client.submit("#!/bin/bash\nsleep 1\n", hold=True)) == "4242"
     assert client.submit_sync("#!/bin/bash\nsleep 1\n") == "4242"
     assert calls(tmp_path) == ["sbatch --parsable --hold", "sbatch --parsable"]
+
+
+def test_a_jobs_whole_record_is_scontrols_fields_and_a_forgotten_job_is_none(tmp_path):
+    record = ("JobId=42 JobName=aifw-x UserId=learner1(1001) Account=proj-llm JobState=RUNNING TimeLimit=00:30:00 "
+              "StartTime=2026-12-02T04:00:00 EndTime=2026-12-02T04:30:00 TRES=cpu=1,mem=1G,node=1 StdOut=/home/l/x.log")
+    client = fake_slurm(tmp_path, "exit 1", f"""case "$*" in
+  "show job -o 42") echo '{record}' ;;
+  *) echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1 ;;
+esac""")
+    got = run_coroutine(client.job_record("42"))
+    assert (got["EndTime"], got["TimeLimit"], got["Account"], got["StdOut"]) == (
+        "2026-12-02T04:30:00", "00:30:00", "proj-llm", "/home/l/x.log")
+    assert run_coroutine(client.job_record("43")) is None
+    with pytest.raises(ValueError):
+        run_coroutine(client.job_record("42; id"))

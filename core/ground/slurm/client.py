@@ -40,6 +40,7 @@ from .parse import (
     parse_partitions,
     parse_sbatch_job_id,
     parse_scontrol_job,
+    parse_scontrol_records,
     parse_sdiag_rpcs,
     parse_squeue_jobs,
     parse_start_estimates,
@@ -221,6 +222,18 @@ class SlurmClient:
             return parse_scontrol_job(res.stdout, job_id)
         except SlurmRejected:
             return JobInfo(job_id=job_id, state="GONE")
+
+    async def job_record(self, job_id: str) -> dict[str, str] | None:
+        """Slurm's whole record of a job (``scontrol show job -o``: EndTime, TimeLimit, Account, TRES,
+        StdOut, ...) as text fields, for a caller that types the fields it reads; None when Slurm no longer
+        knows the job. Raises SlurmUnavailable when Slurm is silent."""
+        _job_id(job_id)
+        try:
+            res = await self.run("scontrol", ["show", "job", "-o", job_id])
+        except SlurmRejected:
+            return None
+        records = [r for r in parse_scontrol_records(res.stdout) if r.get("JobId") == job_id]
+        return records[0] if records else None
 
     def job_tasks_sync(self, job_id: str) -> list[JobInfo]:
         """The queued tasks of a (possibly array) job; [] when Slurm no longer lists it."""
