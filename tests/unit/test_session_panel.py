@@ -2,7 +2,6 @@
 record into typed values, the walltime arithmetic, and the reader's cache (aifw.extensions.server)."""
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,6 +15,7 @@ from aifw.extensions.server.job import (
 )
 from aifw.extensions.server.reader import JobReader
 from aifw.slurm import SlurmUnavailable, parse_scontrol_records
+from aifw_testing import run_coroutine
 
 UTC = timezone.utc
 
@@ -174,7 +174,7 @@ def test_the_reader_asks_slurm_at_most_every_refresh_and_keeps_the_last_answer_w
             seen.append(await reader.job())
         return seen
 
-    seen = asyncio.run(scenario())
+    seen = run_coroutine(scenario())
     assert slurm.asked == ["4711"] * 4  # at 0 s, 30 s (not at 10 s or 29 s), 60 s and 90 s
     assert seen[0] is seen[1] is seen[2] and seen[0].from_slurm
     assert seen[3].end_time == seen[0].end_time and "Slurm did not answer (slurmctld is down)" in seen[3].notes[-1]
@@ -186,5 +186,5 @@ def test_the_reader_outside_slurm_never_asks_slurm():
     slurm = FakeSlurm([])
     reader = JobReader({}, fetch=slurm)
     assert reader.job_id is None
-    assert asyncio.run(reader.view(log_url="/x")) == not_in_job_view()
+    assert run_coroutine(reader.view(log_url="/x")) == not_in_job_view()
     assert slurm.asked == []
