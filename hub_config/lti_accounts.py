@@ -49,7 +49,7 @@ def created_account(name: str, group: str) -> str:
         if _account_group_missing(group):
             subprocess.run(["groupadd", "--system", group], check=True, capture_output=True, text=True)
         done = subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", "--groups", group,
-                               "--comment", "AIF Workbench: made by an LTI launch", name],
+                               "--comment", "AIF Workbench learner from an LTI launch", name],
                               capture_output=True, text=True)
         if done.returncode not in (0, _USERADD_EXISTS):  # 9: a launch at the same moment made it
             raise RuntimeError(f"useradd {name} failed (exit {done.returncode}): {done.stderr.strip()}")
