@@ -188,3 +188,18 @@ def test_the_reader_outside_slurm_never_asks_slurm():
     assert reader.job_id is None
     assert run_coroutine(reader.view(log_url="/x")) == not_in_job_view()
     assert slurm.asked == []
+
+
+def test_stop_asks_the_hub_to_stop_this_very_server_with_its_own_token():
+    from aifw.extensions.server.handlers import hub_stop_request
+
+    env = {"JUPYTERHUB_API_URL": "http://198.18.0.129:18081/hub/api", "JUPYTERHUB_API_TOKEN": "t0k",
+           "JUPYTERHUB_USER": "learner1"}
+    req = hub_stop_request(env)
+    assert (req.method, req.url) == ("DELETE", "http://198.18.0.129:18081/hub/api/users/learner1/server")
+    assert req.headers["Authorization"] == "token t0k"
+    named = hub_stop_request({**env, "JUPYTERHUB_SERVER_NAME": "gpu run/2"})
+    assert named.url == "http://198.18.0.129:18081/hub/api/users/learner1/servers/gpu%20run%2F2"
+    for missing in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER"):
+        assert hub_stop_request({k: v for k, v in env.items() if k != missing}) is None  # not a hub's server
+    assert hub_stop_request({**env, "JUPYTERHUB_API_URL": "file:///etc/passwd"}) is None

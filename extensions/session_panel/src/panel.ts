@@ -3,7 +3,7 @@
  * start and end, the walltime left, a link to the job's log, and Stop, which ends the server (so the job)
  * and returns to the hub's home page.
  */
-import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -116,8 +116,8 @@ export class SessionPanel extends Widget {
   private _last = '';
 }
 
-/** Ask, then stop the server (jupyter_server's shutdown: the job's command ends, and so the job), then go
- * to the hub's home page. */
+/** Ask, then stop the session through the hub (our server extension's aifw/session/stop: the hub cancels
+ * the job and knows at once that the server is gone), then go to the hub's home page. */
 export async function stopSession(jobId: string): Promise<void> {
   const answer = await showDialog({
     title: 'Stop this session?',
@@ -129,10 +129,19 @@ export async function stopSession(jobId: string): Promise<void> {
   }
   const settings = ServerConnection.makeSettings();
   try {
-    await ServerConnection.makeRequest(URLExt.join(settings.baseUrl, 'api', 'shutdown'), { method: 'POST' }, settings);
+    const reply = await ServerConnection.makeRequest(
+      URLExt.join(settings.baseUrl, 'aifw', 'session', 'stop'),
+      { method: 'POST' },
+      settings
+    );
+    if (!reply.ok) {
+      const said = await reply.json().catch(() => ({}));
+      await showErrorMessage('The session was not stopped', said.message || `HTTP ${reply.status}`);
+      return;
+    }
   } catch (reason) {
-    // The server may close the connection as it stops; the hub page says whether it stopped.
-    console.warn('aifw session panel: shutdown request:', reason);
+    // The server may close the connection as its job ends; the hub page says whether it stopped.
+    console.warn('aifw session panel: stop request:', reason);
   }
   const home = hubHome();
   if (home) {
