@@ -98,7 +98,7 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
             "poll_interval": hub.poll_interval_s,
             # JupyterHub's `server` role, plus stopping its own server: the session panel's Stop goes
             # through the hub (aifw.extensions.server's aifw/session/stop), so the hub knows at once.
-            "server_token_scopes": ["users:activity!user", "access:servers!server", "servers!server"],
+            "server_token_scopes": ["users:activity!user", "access:servers!server", "delete:servers!server"],
         },
         "AIFSlurmSpawner": {"site": site},
     }
