@@ -88,6 +88,14 @@ def spread(xs: list[float]) -> dict[str, float | None]:
             "max": max(xs) if xs else None, "n": len(xs)}
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine has been busy since boot (/proc/stat: every state but idle and iowait)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (ticks + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 # -- the derived site ----------------------------------------------------------------------------
 def bench_names(n: int) -> list[str]:
     return [f"{BENCH_PREFIX}{i}" for i in range(1, n + 1)]
@@ -226,7 +234,7 @@ class Learner:
         try:
             time.sleep(max(0.0, self.at - time.time()))
             t0, t1, job_id = self.hub.spawn(self.user, self.options, self.poll, self.timeout)
-            r.update(request=t0, ready=t1, job_id=job_id, ready_s=t1 - t0)
+            r.update(request=t0, ready=t1, job_id=job_id, ready_s=t1 - t0, machine_cpu_at_ready=machine_cpu_seconds())
             self.kernel = Kernel(self.hub.url, self.user, self.hub.user_token(self.user), self.timeout)
             got = self.kernel.execute(FIRST_CELL).strip()
             t2 = time.time()
@@ -344,7 +352,7 @@ def server_start_cpu_seconds(home: Path, hub_version: str, runs: int, timeout: f
 
 # -- the benchmark -------------------------------------------------------------------------------
 def print_report(learners: list[dict], cpu_s: float | None, cores: int, load: dict, base: dict, header: str,
-                 problems: list[str]) -> dict:
+                 problems: list[str], cpu_at_start: tuple[float, float] | None) -> dict:
     ready = [r["ready_s"] for r in learners if "ready_s" in r]
     cells = [r["cell_s"] for r in learners if "cell_s" in r]
     kc = [r["kernel_and_cell_s"] for r in learners if "kernel_and_cell_s" in r]
@@ -366,6 +374,13 @@ def print_report(learners: list[dict], cpu_s: float | None, cores: int, load: di
     cpu_text = f"{n} x {cpu_s:.2f} CPU-s / {cores} cores = {floor_s:.2f} s" if floor_s else "not measured"
     print(f"all ready {fmt(all_ready_s, 0)} s after the first Start; CPU floor {cpu_text}; "
           f"all ready / CPU floor {fmt(ratio, 0)} (target <= {TARGET_FLOOR_RATIO})")
+    used = (max(r["machine_cpu_at_ready"] for r in learners) - cpu_at_start[1]
+            if cpu_at_start is not None and all_ready_s is not None else None)
+    if used is not None:
+        wall = max(r["ready"] for r in learners) - cpu_at_start[0]
+        print(f"the machine was busy {used:.1f} CPU-s from the Starts until all were ready: {used / n:.2f} per "
+              f"learner ({used / (wall * cores):.0%} of its {cores} cores), against {fmt(cpu_s, 0)} CPU-s of the "
+              f"server's start alone")
     print()
     print(f"{'latency, one request at a time':<52} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'n':>4} {'failed':>6}")
     rows = {}
@@ -389,6 +404,7 @@ def print_report(learners: list[dict], cpu_s: float | None, cores: int, load: di
     return {
         "learners": n, "ready": len(ready), "failed": len(failed), "time_to_ready_s": spread(ready),
         "time_to_cell_s": spread(cells), "kernel_and_cell_s": spread(kc), "all_ready_s": all_ready_s,
+        "machine_cpu_s_until_all_ready": used, "machine_cpu_s_per_learner": used / n if used is not None else None,
         "cpu_s_per_server_start": cpu_s, "cores": cores, "cpu_floor_s": floor_s, "all_ready_over_cpu_floor": ratio,
         "latency_ms": rows, "load_cells": load_cells,
         "targets": {"failed": 0, "all_ready_over_cpu_floor": TARGET_FLOOR_RATIO, "hub_api_p99_ms_class": TARGET_HUB_P99_MS},
@@ -443,10 +459,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"{', '.join(busy)} have servers on {info['hub_url']} already: stop them first")
 
     cores = os.cpu_count() or 1
+    load_before = os.getloadavg()
     options = {"partition": args.partition, **REQUEST}
     header = (f"class burst: {info['hub_url']} ({info.get('mode', '?')} mode), {args.learners} learners "
               f"({names[0]}..{names[-1]}), partition {args.partition} (1 CPU, 1 GB, 30 min), Start pressed over "
-              f"{args.spread:g} s; {cores} cores")
+              f"{args.spread:g} s; {cores} cores, load average {load_before[0]:.2f} before the run")
     print(f"the CPU of one session server start ({args.cpu_runs} start(s), as benchmarks/server_startup.py measures it)",
           flush=True)
     cpu_runs, cpu_failures = server_start_cpu_seconds(home, hub_version, args.cpu_runs, args.timeout)
@@ -454,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = [f"server start for the CPU floor: {f}" for f in cpu_failures]
 
     learners: list[Learner] = []
+    cpu_at_start = None
     load: dict = {}
     base: dict = {}
     course = project = None
@@ -468,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
             hub.user_tokens[u] = r.json()["token"]
         stop = threading.Event()
         t_start = time.time() + 0.5
+        cpu_at_start = (time.time(), machine_cpu_seconds())
         for i, u in enumerate(names):
             h = Hub("ours", hub.url, hub.token, hub.log, user_tokens={u: hub.user_tokens[u]})
             learners.append(Learner(u, h, options, t_start + i * args.spread / max(1, args.learners - 1),
@@ -502,9 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         records = [lr.record for lr in learners]
         job_ids = [r["job_id"] for r in records if r.get("job_id")]
         problems += stop_servers(hub, names, slurm, job_ids)
-        left = sorted(set(job_ids) & set(slurm.job_ids_sync())) if job_ids else []
-        if left:
-            problems.append(f"jobs still in Slurm's queue: {', '.join(left)}")
+        try:
+            left = sorted(set(job_ids) & set(slurm.job_ids_sync())) if job_ids else []
+            if left:
+                problems.append(f"jobs still in Slurm's queue: {', '.join(left)}")
+        except SlurmError as err:
+            problems.append(f"cannot tell whether the class's jobs left Slurm's queue: {err}")
         print("taking the bench learners out again (aifw sandbox up with the original site)", flush=True)
         accounts.restore()
         for u in names:
@@ -514,12 +536,13 @@ def main(argv: list[str] | None = None) -> int:
                     problems.append(f"deleting hub user {u} answered {r.status_code} {r.text[:200]}")
             except requests.RequestException as err:
                 problems.append(f"deleting hub user {u}: {err}")
-    summary = print_report(records, cpu_s, cores, load, base, header, problems)
+    summary = print_report(records, cpu_s, cores, load, base, header, problems, cpu_at_start)
     if args.json:
         args.json.write_text(json.dumps({
             "benchmark": "class_burst", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "hub": info["hub_url"],
             "partition": args.partition, "request": options, "spread_s": args.spread, "course": course,
-            "project": project, "cores": cores, "cpu_runs_s": cpu_runs, "capacity": {"fits": fits, "nodes": node_lines},
+            "project": project, "cores": cores, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+            "cpu_runs_s": cpu_runs, "capacity": {"fits": fits, "nodes": node_lines},
             "learners": records, "latency": {"class": load, "baseline": base}, "problems": problems,
             "summary": summary,
         }, indent=2) + "\n")
