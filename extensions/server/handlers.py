@@ -61,44 +61,62 @@ class SessionLogHandler(JupyterHandler):
         self.finish(data)
 
 
-#: How long the stop request waits for the hub. The hub cancels the job while it answers, so the server
-#: may be ending before the answer comes; then the browser's request simply ends.
-HUB_STOP_TIMEOUT_S = 10.0
+#: Seconds each request to the hub may take.
+HUB_TIMEOUT_S = 10.0
+
+
+def _hub_env(env) -> tuple[str, str, str, str] | None:
+    api, token, user = (env.get(k, "") for k in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER"))
+    if not (api.startswith(("http://", "https://")) and token and user):
+        return None
+    return api, token, user, env.get("JUPYTERHUB_SERVER_NAME", "")
 
 
 def hub_stop_request(env) -> HTTPRequest | None:
     """The hub API request that stops this server (DELETE .../users/NAME/server[s/SERVER]) with the
     server's own token, from JupyterHub's environment; None when this server was not started by a hub."""
-    api, token, user = (env.get(k, "") for k in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER"))
-    if not (api.startswith(("http://", "https://")) and token and user):
+    hub = _hub_env(env)
+    if hub is None:
         return None
-    server = env.get("JUPYTERHUB_SERVER_NAME", "")
+    api, token, user, server = hub
     path = ["users", quote(user, safe=""), *(["servers", quote(server, safe="")] if server else ["server"])]
     return HTTPRequest(url_path_join(api, *path), method="DELETE", headers={"Authorization": f"token {token}"},
-                       request_timeout=HUB_STOP_TIMEOUT_S)
+                       request_timeout=HUB_TIMEOUT_S)
+
+
+def may_stop_itself(scopes, user: str, server: str = "") -> bool:
+    """Whether a token with these (expanded) scopes may stop the server `user`/`server`."""
+    allowed = {"delete:servers", f"delete:servers!user={user}", f"delete:servers!server={user}/{server}"}
+    return any(scope in allowed for scope in scopes if isinstance(scope, str))
 
 
 class SessionStopHandler(APIHandler):
-    """Stops this session through the hub (202: the hub is stopping it)."""
+    """Stops this session through the hub. The hub ends the job, and with it this server, while it answers:
+    so the token's right to stop its server is checked first (GET /hub/api/user lists its scopes), the
+    browser gets 202, and only then is the hub asked to stop it."""
 
     @web.authenticated
     async def post(self) -> None:
-        request = hub_stop_request(os.environ)
-        if request is None:
+        hub = _hub_env(os.environ)
+        if hub is None:
             raise web.HTTPError(409, "This server was not started by JupyterHub: stop it with File > Shut Down.")
+        api, token, user, server = hub
         try:
-            await AsyncHTTPClient().fetch(request)
-        except HTTPClientError as err:
-            if err.code != 599:  # 599: no answer in time; the hub is stopping it meanwhile
-                body = err.response.body.decode(errors="replace")[:300] if err.response else ""
-                self.log.warning("aifw session panel: the hub refused to stop this server: %s %s", err.code, body)
-                raise web.HTTPError(502, f"The hub refused to stop this session ({err.code}): {body}. Stop it "
-                                         "from the hub's home page.") from None
-        except OSError as err:
+            answer = await AsyncHTTPClient().fetch(HTTPRequest(
+                url_path_join(api, "user"), headers={"Authorization": f"token {token}"}, request_timeout=HUB_TIMEOUT_S))
+            scopes = json.loads(answer.body).get("scopes") or []
+        except (HTTPClientError, OSError, ValueError) as err:
             raise web.HTTPError(502, f"The hub did not answer ({err}). Stop the session from the hub's home "
                                      "page.") from None
+        if not may_stop_itself(scopes, user, server):
+            raise web.HTTPError(502, "The hub does not let a session stop itself here (its token lacks "
+                                     "delete:servers!server). Stop it from the hub's home page.")
         self.set_status(202)
-        self.finish(json.dumps({"stopping": True}))
+        await self.finish(json.dumps({"stopping": True}))
+        try:
+            await AsyncHTTPClient().fetch(hub_stop_request(os.environ))
+        except (HTTPClientError, OSError) as err:  # the server may be gone before the answer: that is success
+            self.log.info("aifw session panel: the hub's answer to the stop did not arrive (%s)", err)
 
 
 def handlers(base_url: str, reader: JobReader) -> list[tuple[str, type, dict]]:

@@ -203,3 +203,12 @@ def test_stop_asks_the_hub_to_stop_this_very_server_with_its_own_token():
     for missing in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER"):
         assert hub_stop_request({k: v for k, v in env.items() if k != missing}) is None  # not a hub's server
     assert hub_stop_request({**env, "JUPYTERHUB_API_URL": "file:///etc/passwd"}) is None
+
+
+def test_a_token_may_stop_only_its_own_server():
+    from aifw.extensions.server.handlers import may_stop_itself
+
+    assert may_stop_itself(["access:servers!server=learner1/", "delete:servers!server=learner1/"], "learner1")
+    assert may_stop_itself(["delete:servers!user=learner1"], "learner1")
+    assert not may_stop_itself(["delete:servers!server=learner2/", "access:servers!server=learner1/"], "learner1")
+    assert not may_stop_itself(["users:activity!user=learner1", 42], "learner1")
