@@ -54,6 +54,7 @@ import websocket
 import yaml
 
 from aifw.sandbox import stack as sandbox_stack
+from aifw.sandbox.processes import read_pid
 from aifw.sandbox.sandbox_json import load_sandbox_json, write_sandbox_json
 from aifw.slurm import SlurmClient, SlurmError
 
@@ -94,6 +95,24 @@ def machine_cpu_seconds() -> float:
         ticks = [int(x) for x in f.readline().split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (ticks + [0] * 8)[:8]
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pids: dict[str, int | None]) -> dict[str, float]:
+    """User + system CPU seconds of each named live process (the stack's daemons), by name."""
+    out = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, TypeError):
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def daemon_pids(home: Path) -> dict[str, int | None]:
+    """The stack's JupyterHub, proxy and slurmctld, by their pid files."""
+    s = sandbox_stack.make_stack(home, home / "state" / "site.yaml")
+    return {"JupyterHub": read_pid(s.hub_pid), "proxy": read_pid(s.proxy_pid), "slurmctld": read_pid(s.slurm_paths.ctld_pid)}
 
 
 # -- the derived site ----------------------------------------------------------------------------
@@ -177,7 +196,9 @@ class Kernel:
         self.session = uuid.uuid4().hex
 
     def execute(self, code: str) -> str:
-        """Run `code`; its stdout and result text. Failed when it raises or no reply comes in time."""
+        """Run `code`; its stdout and result text. Failed when it raises or no reply comes in time. Done once
+        both the shell channel's execute_reply and the iopub channel's "idle" (which follows every output)
+        have come: the two channels' messages may arrive in either order."""
         msg_id = uuid.uuid4().hex
         self.ws.send(json.dumps({
             "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": self.user, "session": self.session,
@@ -187,6 +208,8 @@ class Kernel:
                         "allow_stdin": False, "stop_on_error": True},
         }))
         out: list[str] = []
+        reply: dict | None = None
+        idle = False
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             msg = json.loads(self.ws.recv())
@@ -199,9 +222,13 @@ class Kernel:
                 out.append(content.get("data", {}).get("text/plain", ""))
             elif kind == "error":
                 raise Failed(f"the cell raised {content.get('ename')}: {content.get('evalue')}")
+            elif kind == "status" and content.get("execution_state") == "idle":
+                idle = True
             elif kind == "execute_reply":
-                if content.get("status") != "ok":
-                    raise Failed(f"the cell ended with status {content.get('status')}")
+                reply = content
+            if reply is not None and idle:
+                if reply.get("status") != "ok":
+                    raise Failed(f"the cell ended with status {reply.get('status')}")
                 return "".join(out)
         raise Failed(f"no reply to the cell within {self.timeout:g} s")
 
@@ -227,6 +254,7 @@ class Learner:
     record: dict = field(default_factory=dict)
     first_cell_done: threading.Event = field(default_factory=threading.Event)
     kernel: Kernel | None = None
+    daemons: dict[str, int | None] = field(default_factory=dict)
 
     def run(self) -> None:
         r = self.record
@@ -234,7 +262,8 @@ class Learner:
         try:
             time.sleep(max(0.0, self.at - time.time()))
             t0, t1, job_id = self.hub.spawn(self.user, self.options, self.poll, self.timeout)
-            r.update(request=t0, ready=t1, job_id=job_id, ready_s=t1 - t0, machine_cpu_at_ready=machine_cpu_seconds())
+            r.update(request=t0, ready=t1, job_id=job_id, ready_s=t1 - t0, machine_cpu_at_ready=machine_cpu_seconds(),
+                     daemon_cpu_at_ready=process_cpu_seconds(self.daemons))
             self.kernel = Kernel(self.hub.url, self.user, self.hub.user_token(self.user), self.timeout)
             got = self.kernel.execute(FIRST_CELL).strip()
             t2 = time.time()
@@ -352,7 +381,7 @@ def server_start_cpu_seconds(home: Path, hub_version: str, runs: int, timeout: f
 
 # -- the benchmark -------------------------------------------------------------------------------
 def print_report(learners: list[dict], cpu_s: float | None, cores: int, load: dict, base: dict, header: str,
-                 problems: list[str], cpu_at_start: tuple[float, float] | None) -> dict:
+                 problems: list[str], cpu_at_start: tuple[float, float, dict[str, float]] | None) -> dict:
     ready = [r["ready_s"] for r in learners if "ready_s" in r]
     cells = [r["cell_s"] for r in learners if "cell_s" in r]
     kc = [r["kernel_and_cell_s"] for r in learners if "kernel_and_cell_s" in r]
@@ -366,21 +395,24 @@ def print_report(learners: list[dict], cpu_s: float | None, cores: int, load: di
     print()
     print(header)
     print(f"{'':<40} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'n':>4} {'failed':>6}")
-    for title, xs in (("time-to-ready (request -> 200 via proxy)", ready), ("time-to-cell (request -> cell result)", cells),
-                      ("  of which kernel start + cell", kc)):
+    for title, xs, lost in (("time-to-ready (request -> 200 via proxy)", ready, n - len(ready)),
+                            ("time-to-cell (request -> cell result)", cells, len(ready) - len(cells)),
+                            ("  of which kernel start + cell", kc, "")):
         s = spread(xs)
-        print(f"{title:<40} {fmt(s['p50'])} {fmt(s['p95'])} {fmt(s['max'])} {len(xs):>4} "
-              f"{(len(failed) if 'of which' not in title else ''):>6}")
+        print(f"{title:<40} {fmt(s['p50'])} {fmt(s['p95'])} {fmt(s['max'])} {len(xs):>4} {lost:>6}")
     cpu_text = f"{n} x {cpu_s:.2f} CPU-s / {cores} cores = {floor_s:.2f} s" if floor_s else "not measured"
     print(f"all ready {fmt(all_ready_s, 0)} s after the first Start; CPU floor {cpu_text}; "
           f"all ready / CPU floor {fmt(ratio, 0)} (target <= {TARGET_FLOOR_RATIO})")
     used = (max(r["machine_cpu_at_ready"] for r in learners) - cpu_at_start[1]
             if cpu_at_start is not None and all_ready_s is not None else None)
+    daemons: dict[str, float] = {}
     if used is not None:
         wall = max(r["ready"] for r in learners) - cpu_at_start[0]
+        last = max(learners, key=lambda r: r["ready"])["daemon_cpu_at_ready"]
+        daemons = {k: v - cpu_at_start[2][k] for k, v in last.items() if k in cpu_at_start[2]}
         print(f"the machine was busy {used:.1f} CPU-s from the Starts until all were ready: {used / n:.2f} per "
               f"learner ({used / (wall * cores):.0%} of its {cores} cores), against {fmt(cpu_s, 0)} CPU-s of the "
-              f"server's start alone")
+              f"server's start alone; of the {used:.1f}: " + ", ".join(f"{k} {v:.1f}" for k, v in daemons.items()))
     print()
     print(f"{'latency, one request at a time':<52} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'n':>4} {'failed':>6}")
     rows = {}
@@ -405,6 +437,7 @@ def print_report(learners: list[dict], cpu_s: float | None, cores: int, load: di
         "learners": n, "ready": len(ready), "failed": len(failed), "time_to_ready_s": spread(ready),
         "time_to_cell_s": spread(cells), "kernel_and_cell_s": spread(kc), "all_ready_s": all_ready_s,
         "machine_cpu_s_until_all_ready": used, "machine_cpu_s_per_learner": used / n if used is not None else None,
+        "daemon_cpu_s_until_all_ready": daemons,
         "cpu_s_per_server_start": cpu_s, "cores": cores, "cpu_floor_s": floor_s, "all_ready_over_cpu_floor": ratio,
         "latency_ms": rows, "load_cells": load_cells,
         "targets": {"failed": 0, "all_ready_over_cpu_floor": TARGET_FLOOR_RATIO, "hub_api_p99_ms_class": TARGET_HUB_P99_MS},
@@ -486,11 +519,12 @@ def main(argv: list[str] | None = None) -> int:
             hub.user_tokens[u] = r.json()["token"]
         stop = threading.Event()
         t_start = time.time() + 0.5
-        cpu_at_start = (time.time(), machine_cpu_seconds())
+        pids = daemon_pids(home)
+        cpu_at_start = (time.time(), machine_cpu_seconds(), process_cpu_seconds(pids))
         for i, u in enumerate(names):
             h = Hub("ours", hub.url, hub.token, hub.log, user_tokens={u: hub.user_tokens[u]})
             learners.append(Learner(u, h, options, t_start + i * args.spread / max(1, args.learners - 1),
-                                    args.poll, args.timeout, stop))
+                                    args.poll, args.timeout, stop, daemons=pids))
         threads = [threading.Thread(target=lr.run, daemon=True, name=lr.user) for lr in learners]
         print(f"the burst: {args.learners} Starts over {args.spread:g} s", flush=True)
         for t in threads:

@@ -38,7 +38,7 @@ def test_the_class_burst_benchmark_runs_small_and_leaves_the_stack_as_it_was(sta
         s = summary[key]
         assert s["n"] == 2 and 0 < s["p50"] <= s["p95"] <= s["max"], (key, s)
     assert summary["cpu_s_per_server_start"] > 0 and summary["cpu_floor_s"] > 0
-    assert summary["machine_cpu_s_per_learner"] > 0
+    assert summary["machine_cpu_s_per_learner"] > 0 and summary["daemon_cpu_s_until_all_ready"]["JupyterHub"] > 0
     assert summary["all_ready_over_cpu_floor"] == summary["all_ready_s"] / summary["cpu_floor_s"]
     for row in ("hub_api_class", "hub_api_baseline", "proxied_class", "proxied_baseline"):
         lat = summary["latency_ms"][row]
