@@ -15,6 +15,8 @@ Runs as root against a running stack (the test stack or the sandbox: --home hold
    imported: as `nobody`, against a stand-in hub, --cpu-runs times): the CPU seconds of one start. The CPU
    floor of the class is N x those seconds / the number of cores: no class can be ready sooner on this
    machine, however good the hub and Slurm are.
+   Beside it: the machine's busy CPU seconds (/proc/stat) from the Starts until the last learner is ready,
+   and the hub's, the proxy's and slurmctld's own (by their pid files): what a session start costs in all.
 3. The burst. N threads each `POST /hub/api/users/NAME/server` (admin token; partition --partition, 1 CPU,
    1 GB, 30 minutes), spread evenly over --spread seconds (< 1), and poll `GET /user/NAME/api/status` with
    the learner's token through the proxy until it answers 200 (time-to-ready); then each starts a kernel
