@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from aifw.names import NOTEBOOK_FILE, SLUG, SLURM_NAME
-from aifw.yamlfile import FileProblems, read_yaml, validation_problems
+from aifw.yamlfile import FileProblems, read_yaml, refuse_repeats, validation_problems
 
 from . import cells as nbcells
 
@@ -81,10 +81,7 @@ class Module(_Strict):
     @field_validator("notebooks")
     @classmethod
     def _unique_notebooks(cls, value: list[str]) -> list[str]:
-        stems = [Path(n).stem for n in value]
-        dups = sorted({s for s in stems if stems.count(s) > 1})
-        if dups:
-            raise ValueError(f"notebook names must be unique; repeated: {', '.join(dups)}")
+        refuse_repeats((Path(n).stem for n in value), "notebook names")
         return value
 
     def launch_link(self, base_url: str = "/") -> str:
@@ -106,10 +103,7 @@ class Course(_Strict):
     @field_validator("modules")
     @classmethod
     def _unique_modules(cls, value: list[Module]) -> list[Module]:
-        ids = [m.id for m in value]
-        dups = sorted({i for i in ids if ids.count(i) > 1})
-        if dups:
-            raise ValueError(f"module ids must be unique; repeated: {', '.join(dups)}")
+        refuse_repeats((m.id for m in value), "module ids")
         return value
 
     # set by load_course(); excluded from the model's fields

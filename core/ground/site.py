@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .names import PLAIN_PATH, SLUG, SLURM_NAME, UNIX_USER, matches
-from .yamlfile import FileProblems, read_yaml, validation_problems
+from .yamlfile import FileProblems, read_yaml, refuse_repeats, validation_problems
 
 # Names that end up in Slurm commands and batch scripts: conservative on purpose (aifw.names).
 SlurmName = Annotated[str, Field(pattern=SLURM_NAME)]
@@ -207,10 +207,7 @@ class LtiSettings(_Model):
     @field_validator("courses")
     @classmethod
     def _contexts_unique(cls, value: list[LtiCourse]) -> list[LtiCourse]:
-        ids = [c.context_id for c in value]
-        repeated = sorted({i for i in ids if ids.count(i) > 1})
-        if repeated:
-            raise ValueError(f"each context id may be linked to one course; repeated: {', '.join(repeated)}")
+        refuse_repeats((c.context_id for c in value), "context ids (each links one course)")
         return value
 
     @model_validator(mode="after")
@@ -502,10 +499,7 @@ class Site(_Model):
     @field_validator("partitions")
     @classmethod
     def _partitions_unique_one_default(cls, parts: list[Partition]) -> list[Partition]:
-        names = [p.name for p in parts]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"partition names must be unique; repeated: {', '.join(dupes)}")
+        refuse_repeats((p.name for p in parts), "partition names")
         defaults = [p.name for p in parts if p.default]
         if len(defaults) > 1:
             raise ValueError(f"at most one partition may be the default; got {', '.join(defaults)}")
@@ -529,13 +523,8 @@ class Site(_Model):
     @model_validator(mode="after")
     def _projects_fit(self) -> "Site":
         qos_names = [q.name for q in self.qos]
-        repeated = sorted({n for n in qos_names if qos_names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"qos names must be unique; repeated: {', '.join(repeated)}")
-        names = [p.name for p in self.projects]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"project names must be unique; repeated: {', '.join(repeated)}")
+        refuse_repeats(qos_names, "qos names")
+        refuse_repeats((p.name for p in self.projects), "project names")
         known = set(qos_names) | {"normal"}
         for p in self.projects:
             unknown = [q for q in p.qos if q not in known]

@@ -136,3 +136,11 @@ def describe(err: dict, data: Any, loc: tuple, doc: str) -> str:
 def validation_problems(err: ValidationError, data: Any, *, doc: str, strip: int = 0) -> list[str]:
     """Every problem of a pydantic error, one line each (`strip` leading location parts dropped)."""
     return [describe(e, data, tuple(e["loc"])[strip:], doc) for e in err.errors()]
+
+
+def refuse_repeats(values, what: str) -> None:
+    """For a validator: ValueError "<what> must be unique; repeated: a, b" when a value comes twice."""
+    seen = list(values)
+    repeated = sorted({v for v in seen if seen.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be unique; repeated: {', '.join(repeated)}")
