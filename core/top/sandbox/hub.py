@@ -1,16 +1,25 @@
 """The sandbox's JupyterHub process: started in the background with the effective site (AIFW_SITE), found
-and stopped by pid file (the hub's and its proxy's), and checked through /hub/health."""
+and stopped by pid file (the hub's and its proxy's), and checked through /hub/health.
+
+The hub's managed services (the formgraders) outlive a hub that was killed: they run in sessions of their
+own. Left behind, one holds its port and answers with the old hub's OAuth secret, so the next hub's
+formgrader cannot start and logins to it fail. `stop_hub`, and `start_hub` before it starts a hub, stop
+every process that is one of this hub's services (found by the service name and hub API port JupyterHub
+put in its environment)."""
 from __future__ import annotations
 
 import os
 import secrets
+import signal
+import time
 import urllib.request
 from pathlib import Path
 
 import aifw.hub_config
+from aifw.hub_config.settings import formgrader_service_name
 
 from .layout import Stack
-from .processes import SandboxError, read_pid, say, spawn_background, stop_pid_file, wait_for
+from .processes import SandboxError, pid_alive, read_pid, say, spawn_background, stop_pid_file, wait_for
 
 HUB_CONFIG = Path(aifw.hub_config.__file__).with_name("jupyterhub_config.py")
 
@@ -37,6 +46,7 @@ def start_hub(stack: Stack, admin_token: str) -> None:
     """Start JupyterHub unless it runs, and wait until it is healthy (or has exited: its log's end is shown)."""
     if read_pid(stack.hub_pid) is not None:
         return
+    stop_left_services(stack)  # of a hub that died without stopping them
     stack.hub_state.mkdir(parents=True, exist_ok=True)
     stack.hub_state.chmod(0o700)
     env = {
@@ -69,8 +79,50 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return f"(the log cannot be read: {err.strerror})"
 
 
+def service_processes(stack: Stack, proc: Path = Path("/proc")) -> list[int]:
+    """The pids of processes that are this stack's hub's managed services: JUPYTERHUB_SERVICE_NAME is one of
+    the site's service names and JUPYTERHUB_API_URL ends in this hub's API port."""
+    names = {formgrader_service_name(c.id) for c in stack.site.courses}
+    api_suffix = f":{stack.site.hub.hub_port}/hub/api"
+    pids = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = dict(item.split("=", 1) for item in (entry / "environ").read_bytes().decode(errors="replace").split("\0")
+                       if "=" in item)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if env.get("JUPYTERHUB_SERVICE_NAME") in names and env.get("JUPYTERHUB_API_URL", "").rstrip("/").endswith(api_suffix):
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def stop_left_services(stack: Stack, timeout_s: float = 10) -> None:
+    """SIGTERM, then after `timeout_s` SIGKILL, every process `service_processes` finds."""
+    pids = service_processes(stack)
+    if not pids:
+        return
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        if pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    say(f"stopped {len(pids)} service process(es) a stopped hub had left running (pids {', '.join(map(str, pids))})")
+
+
 def stop_hub(stack: Stack) -> None:
     if stop_pid_file(stack.hub_pid, timeout_s=20):
         say("stopped JupyterHub")
+    stop_left_services(stack)
     if stop_pid_file(stack.proxy_pid):
         say("stopped configurable-http-proxy")
