@@ -49,8 +49,11 @@ def test_the_status_bar_counts_down_the_changed_limit_and_stop_ends_the_job(stac
         panel.get_by_role("button", name="Stop").click()
         page.locator(".jp-Dialog").get_by_role("button", name="Stop").click()
         page.wait_for_url(re.compile(r"/hub/home"), timeout=30_000)
-        # Stopped through the hub, not behind its back: the hub already knows (no wait for its next poll).
-        model = hub.user_model(name)
+        # Stopped through the hub, not behind its back: the hub knows at once, not at its next poll (5 s).
+        deadline, model = time.monotonic() + 3, hub.user_model(name)
+        while not (model["server"] is None or model["pending"] == "stop") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            model = hub.user_model(name)
         assert model["server"] is None or model["pending"] == "stop", model
         deadline = time.monotonic() + 30
         while stack.squeue(name) and time.monotonic() < deadline:
