@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aifw.names import MEANING, SLUG, UNIX_USER, matches
+from aifw.names import MEANING, SLUG, UNIX_USER, course_group, matches
 from aifw.site import LtiSettings
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -114,7 +114,7 @@ class Launch:
     @property
     def group(self) -> str:
         """The JupyterHub group of the course the launch puts the user in (aifw.hub_config.settings)."""
-        return f"course-{self.course}-{self.role}s"
+        return course_group(self.course, self.role)
 
     def hook_input(self) -> dict[str, Any]:
         """What the account hook gets on stdin (docs/lti.md)."""

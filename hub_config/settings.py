@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from aifw.names import course_group
 from aifw.site import Site
 
 ADMIN_SERVICE = "aifw-admin"
@@ -77,8 +78,8 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
     # and can be changed at run time through the REST API (/hub/api/groups/...).
     groups = {}
     for course in site.courses:
-        groups[f"course-{course.id}-trainers"] = {"users": list(course.trainers), "properties": {"course": course.id, "role": "trainer"}}
-        groups[f"course-{course.id}-learners"] = {"users": list(course.learners), "properties": {"course": course.id, "role": "learner"}}
+        groups[course_group(course.id, "trainer")] = {"users": list(course.trainers), "properties": {"course": course.id, "role": "trainer"}}
+        groups[course_group(course.id, "learner")] = {"users": list(course.learners), "properties": {"course": course.id, "role": "learner"}}
     if groups:
         jh["load_groups"] = groups
     return {
@@ -155,7 +156,7 @@ def formgrader_services(site: Site) -> tuple[list[dict[str, Any]], list[dict[str
             "name": f"{name}-trainers",
             "description": f"Trainers of {course.id} open its formgrader",
             "scopes": [f"access:services!service={name}", f"read:services!service={name}"],
-            "groups": [f"course-{course.id}-trainers"],
+            "groups": [course_group(course.id, "trainer")],
         })
     return services, roles
 

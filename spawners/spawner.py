@@ -37,6 +37,7 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Float, Instance, default
 
+from aifw.names import COURSE_ROLES, course_group
 from aifw.site import Site
 from aifw.slurm import JobInfo, PartitionInfo, SlurmClient, SlurmError, SlurmRejected, SlurmUnavailable
 
@@ -240,11 +241,19 @@ class AIFSlurmSpawner(SlurmSpawner):
     def session_setup(self) -> list[list[str]]:
         """Trusted commands the job runs beside JupyterLab's start: put the user's courses in their home
         (a copy takes well under the server's start-up, so the lab opens on them)."""
-        mine = self.site.courses_of(self.user.name)
+        mine = self.my_courses()
         if not mine:
             return []
         share = Path(self.site.paths.runtime_prefix) / "share" / "courses"
         return [[str(self.site.paths.venv / "bin" / "aifw"), "courses", "sync", "--share", str(share), *mine]]
+
+    def my_courses(self) -> list[str]:
+        """The courses the user takes or teaches: the site file's, and those whose hub group the user is in
+        (members added at run time: an LTI launch, the REST API), in the site's order."""
+        groups = {getattr(g, "name", "") for g in (getattr(self.user, "groups", None) or ())}
+        from_site = set(self.site.courses_of(self.user.name))
+        return [c for c in self.site.course_ids
+                if c in from_site or any(course_group(c, role) in groups for role in COURSE_ROLES)]
 
     def _home(self) -> str:
         try:

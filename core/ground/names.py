@@ -62,3 +62,15 @@ def require(pattern: str, value: object, what: str) -> str:
     if not matches(pattern, value):
         raise UnsafeName(f"{what} {value!r} is not {MEANING.get(pattern, 'allowed here')}")
     return value  # type: ignore[return-value]
+
+
+#: The roles a course member has; each is one JupyterHub group per course (`course_group`).
+COURSE_ROLES = ("learner", "trainer")
+
+
+def course_group(course_id: str, role: str) -> str:
+    """The JupyterHub group of a course's learners or trainers: ``course-<id>-learners`` / ``-trainers``.
+    The hub's settings create them from the site file; LTI launches and the REST API add members."""
+    if role not in COURSE_ROLES:
+        raise ValueError(f"a course role is one of {', '.join(COURSE_ROLES)}, not {role!r}")
+    return f"course-{course_id}-{role}s"

@@ -531,3 +531,16 @@ def test_the_poll_jupyterhub_makes_just_before_a_stop_asks_slurm_nothing():
     s._stop_pending = False
     with pytest.raises(AssertionError, match="Slurm was asked"):
         run(s.poll())
+
+
+def test_a_session_gets_the_courses_of_the_site_file_and_of_the_users_course_groups():
+    s = spawner()  # learner1 takes aif-foundations in the site file
+    assert s.my_courses() == ["aif-foundations"]
+    sync = s.session_setup()
+    assert sync[0][1:3] == ["courses", "sync"] and sync[0][-1] == "aif-foundations"
+    # An account a launch made is in no course of the site file, only in the course's hub group.
+    s.user = SimpleNamespace(name="lti-anna", groups=[SimpleNamespace(name="course-aif-foundations-learners")])
+    assert s.my_courses() == ["aif-foundations"]
+    s.user = SimpleNamespace(name="lti-anna", groups=[SimpleNamespace(name="course-no-such-course-learners"),
+                                                      SimpleNamespace(name="aif-foundations")])
+    assert s.my_courses() == [] and s.session_setup() == []

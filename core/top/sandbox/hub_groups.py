@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from aifw.names import course_group
+
 from .layout import Stack
 from .processes import SandboxError, say
 from .sandbox_json import load_sandbox_json
@@ -27,8 +29,8 @@ def course_groups(stack: Stack) -> list[tuple[str, list[str]]]:
     """(hub group, the members the site file wants) of every course."""
     out = []
     for course in stack.site.courses:
-        out += [(f"course-{course.id}-trainers", list(course.trainers)),
-                (f"course-{course.id}-learners", list(course.learners))]
+        out += [(course_group(course.id, "trainer"), list(course.trainers)),
+                (course_group(course.id, "learner"), list(course.learners))]
     return out
 
 
