@@ -88,11 +88,12 @@ def test_usage_reports_each_users_gpu_and_cpu_hours_by_project(stack, tmp_path):
             # slurmdbd may show a job's state a moment before the rest of its record: ask again, bounded.
             res = _aifw_usage(stack, "--since", since.strftime("%Y-%m-%dT%H:%M:%S"), "--format", "json")
             assert res.returncode == 0, res.stderr
-            got = {(r["project"], r["user"]): r for r in json.loads(res.stdout)["rows"]}
-            return got if wanted <= set(got) else None
+            report = json.loads(res.stdout)
+            got = {(r["project"], r["user"]): r for r in report["rows"]}
+            return (report, got) if wanted <= set(got) else None
 
         try:
-            rows = _wait("both jobs in the usage report", reported, timeout_s=15, every_s=1)
+            data, rows = _wait("both jobs in the usage report", reported, timeout_s=15, every_s=1)
         finally:  # what sacct held, said with the failure
             print(stack.slurm("sacct", "-X", "-P", "-n", "-j", ",".join(ids.values()),
                               "-o", "JobIDRaw,User,Account,State,Start,End,ElapsedRaw,AllocTRES"))
