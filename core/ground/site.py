@@ -104,22 +104,29 @@ LTI_ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,254}$"
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
-def platform_url(value: str, *, query: bool) -> str:
-    """An LTI platform URL: https (http only on this host, for a test platform), a host, no user, no fragment,
-    a query only where `query`. Returned as written: the issuer must equal the id_tokens' `iss` exactly."""
+def plain_url(value: str, *, example: str, query: bool, plain_http_refused) -> str:
+    """An http(s) URL with a host and no user, password, fragment or spaces (a query only where `query`).
+    Plain http is for this host only: elsewhere `plain_http_refused(parsed)` says why it is refused."""
     parsed = urlsplit(value)
     try:
         parsed.port
     except ValueError as err:
-        raise ValueError(f"expected a URL like https://lms.example.org/...; {err}") from None
+        raise ValueError(f"expected a URL like {example}; {err}") from None
     if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.username or parsed.password \
             or parsed.fragment or (parsed.query and not query) or any(c.isspace() for c in value):
-        raise ValueError("expected a URL like https://lms.example.org/path (no user, spaces or fragment"
+        raise ValueError(f"expected a URL like {example} (no user, spaces or fragment"
                          + ("" if query else ", no query") + ")")
     if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
-        raise ValueError(f"LTI launches must come over https: use https://{parsed.netloc}{parsed.path} "
-                         "(plain http only for a platform on this host, 127.0.0.1)")
+        raise ValueError(plain_http_refused(parsed))
     return value
+
+
+def platform_url(value: str, *, query: bool) -> str:
+    """An LTI platform URL: https (http only on this host, for a test platform), a host, no user, no fragment,
+    a query only where `query`. Returned as written: the issuer must equal the id_tokens' `iss` exactly."""
+    return plain_url(value, example="https://lms.example.org/path", query=query, plain_http_refused=lambda u: (
+        f"LTI launches must come over https: use https://{u.netloc}{u.path} (plain http only for a platform on "
+        "this host, 127.0.0.1)"))
 
 
 class LtiCourse(_Model):
@@ -275,19 +282,10 @@ class SlurmSettings(_Model):
     def _rest_url_plain(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        parsed = urlsplit(value)
-        try:
-            parsed.port
-        except ValueError as err:
-            raise ValueError(f"expected a URL like http://127.0.0.1:6820; {err}") from None
-        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.username or parsed.password \
-                or parsed.query or parsed.fragment or any(c.isspace() for c in value):
-            raise ValueError("expected a URL like http://127.0.0.1:6820 or https://slurm.example.org (no user, query "
-                             "or spaces)")
-        if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "::1", "localhost"):
-            raise ValueError(f"tokens would cross the network in plain text to {parsed.hostname}: use https://, or "
-                             "run slurmrestd on the hub's host (127.0.0.1)")
-        return value.rstrip("/")
+        return plain_url(value, example="http://127.0.0.1:6820 or https://slurm.example.org", query=False,
+                         plain_http_refused=lambda u: (
+                             f"tokens would cross the network in plain text to {u.hostname}: use https://, or run "
+                             "slurmrestd on the hub's host (127.0.0.1)")).rstrip("/")
 
     @model_validator(mode="after")
     def _access_settings(self) -> "SlurmSettings":

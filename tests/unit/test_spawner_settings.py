@@ -306,12 +306,7 @@ def test_the_hub_routes_to_the_nodes_address_and_the_progress_names_the_node():
     s._events = []
 
     async def scenario():
-        waiting = asyncio.ensure_future(s._wait_until_serving(SessionRequest("gpu", 1, 1, 1, 60)))
-        for _ in range(500):
-            if s.job_address or waiting.done():
-                break
-            await asyncio.sleep(0.01)
-        assert s.job_address, waiting.result() if waiting.done() else "the node was not learned in 5 s"
+        waiting = await serving_once_the_node_is_known(s)
         refused = await s.accept_port_report({"port": 40000}, "198.18.0.139")  # node1, not the job's node
         accepted = await s.accept_port_report({"port": 40000}, "198.18.0.140")
         return refused, accepted, await asyncio.wait_for(waiting, 5)
@@ -328,14 +323,21 @@ def test_the_hub_routes_to_the_nodes_address_and_the_progress_names_the_node():
     assert (s.get_state()["job_node"], s.get_state()["job_address"]) == ("node2", "198.18.0.140")
 
 
+async def serving_once_the_node_is_known(s: AIFSlurmSpawner) -> asyncio.Future:
+    """_wait_until_serving started, returned once it has learned the job's node (at most 5 s)."""
+    waiting = asyncio.ensure_future(s._wait_until_serving(SessionRequest("gpu", 1, 1, 1, 60)))
+    for _ in range(500):
+        if s.job_address or waiting.done():
+            break
+        await asyncio.sleep(0.01)
+    assert s.job_address, waiting.result() if waiting.done() else "the node was not learned in 5 s"
+    return waiting
+
+
 def reported(s: AIFSlurmSpawner, port: int = 40000):
     """_wait_until_serving of a running job on node2, whose server reports `port` once the node is known."""
     async def scenario():
-        waiting = asyncio.ensure_future(s._wait_until_serving(SessionRequest("gpu", 1, 1, 1, 60)))
-        for _ in range(500):
-            if s.job_address or waiting.done():
-                break
-            await asyncio.sleep(0.01)
+        waiting = await serving_once_the_node_is_known(s)
         assert await s.accept_port_report({"port": port}, "198.18.0.140") is None
         return await asyncio.wait_for(waiting, 5)
 
