@@ -52,6 +52,10 @@ def write_test_site(home: Path) -> Path:
     data["courses"] = [{"id": "aif-foundations", "trainers": ["test-trainer1"],
                         "learners": ["test-learner1", "test-learner2"],
                         "grader": "test-grader-aif-foundations", "group": "test-aifw-aif-foundations"}]
+    # A partition whose walltime ends soon: the end-of-walltime tests (warnings, save before the kill).
+    data["partitions"].append({"name": "short", "description": "2 minutes at most (tests: the end of the walltime)",
+                               "max_cpus": 2, "max_memory_gb": 2, "max_runtime_minutes": 2,
+                               "default_runtime_minutes": 2})
     # A reservation the site offers but Slurm does not have: sbatch refuses it.
     data["slurm"]["reservations"] = ["no-such-event"]
     # A software environment that cannot start, as when a module is missing on the node.

@@ -106,7 +106,7 @@ def test_the_form_lists_the_real_partitions_with_live_availability(stack, hub):
         partition, cpus, state = line.split("|")
         if not state.endswith("*") and state.rstrip("~#!%$@^-+") in {"idle", "mix", "alloc"}:
             idle[partition.rstrip("*")] = idle.get(partition.rstrip("*"), 0) + int(cpus.split("/")[1])
-    assert set(idle) == {"cpu", "gpu", "debug"}
+    assert set(idle) == {"cpu", "gpu", "debug", "short"}
     for partition, cpus in idle.items():
         assert f'value="{partition}"' in html
         assert f'data-partition="{partition}">now: {cpus} CPUs idle' in html
