@@ -190,6 +190,37 @@ class GradingSettings(_Model):
     sandbox_uid_base: int = Field(2_000_000, ge=65536, le=3_000_000_000, description="Submissions run as throwaway uids from here on (no account needed; must not clash with real uids).")
 
 
+#: The longest warning lead (minutes) a site may set: a day.
+MAX_WARNING_MINUTES = 24 * 60
+
+
+class SessionSettings(_Model):
+    """Inside a running session: the warnings before the end of its walltime and Slurm's signal to save."""
+
+    walltime_warnings_minutes: list[int] = Field(
+        [10, 2],
+        max_length=6,
+        description="Minutes before the end of the walltime at which JupyterLab warns (and saves every open "
+                    "document); distinct, largest first, each 1 to 1440 ([]: no warnings).")
+    end_signal_seconds: int = Field(
+        60, ge=30, le=900,
+        description="Slurm sends the session's server SIGUSR2 this many seconds before the end (up to 60 s "
+                    "earlier: Slurm checks time limits every 30 s); the server then tells JupyterLab to save "
+                    "every open document until the job is killed (sbatch --signal=B:USR2@<seconds>).")
+
+    @field_validator("walltime_warnings_minutes")
+    @classmethod
+    def _warnings_sorted_distinct(cls, minutes: list[int]) -> list[int]:
+        wrong = [m for m in minutes if not 1 <= m <= MAX_WARNING_MINUTES]
+        if wrong:
+            raise ValueError(f"each warning is 1 to {MAX_WARNING_MINUTES} minutes before the end; got "
+                             f"{', '.join(map(str, wrong))}")
+        refuse_repeats((str(m) for m in minutes), "walltime warnings")
+        if minutes != sorted(minutes, reverse=True):
+            raise ValueError(f"write the warnings largest first, e.g. {sorted(minutes, reverse=True)}; got {minutes}")
+        return minutes
+
+
 class DemoUser(_Model):
     """A sandbox demo account."""
 
@@ -344,6 +375,7 @@ class Site(_Model):
     environments: list[Environment] = Field([Environment(name="default")], min_length=1, description="Named software environments; the first is the default.")
     courses: list[CourseEntry] = Field([], description="Courses offered on this hub, with their trainers and learners.")
     grading: GradingSettings = Field(GradingSettings(), description="How `aifw grade` runs submissions.")
+    session: SessionSettings = Field(SessionSettings(), description="Inside a running session: warnings before the end of the walltime, and the signal to save.")
     qos: list[Qos] = Field([], description="QOS the site defines besides Slurm's 'normal' (applied with sacctmgr).")
     projects: list[Project] = Field([], description="Projects (Slurm accounts) with their users and GPU-hour budgets (applied with sacctmgr).")
     sandbox: SandboxSettings | None = Field(None, description="Only for the one-machine sandbox (absent on a real site).")
