@@ -4,6 +4,11 @@ and `BatchScript`, written by the one guarded builder `aifw.slurm.build_batch_sc
 
 The builder checks every name and number again (`aifw.names`) and refuses line breaks in the command, so
 that a bug upstream raises `UnsafeValue` instead of becoming ``#SBATCH`` injection.
+
+The end of the walltime (the site's `session` section): the job asks Slurm for SIGUSR2 to its batch shell
+(``--signal=B:USR2@<end_signal_seconds>``; `exec` makes the server that shell), and exports what the
+session panel's server extension reads: `WARNINGS_ENV` (minutes before the end at which JupyterLab warns,
+largest first, comma-separated) and `END_SIGNAL_ENV` (the signal's lead in seconds).
 """
 from __future__ import annotations
 
@@ -11,12 +16,18 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from aifw.names import UNIX_USER, matches
-from aifw.site import Environment
+from aifw.site import Environment, SessionSettings
 from aifw.slurm import BatchJob, BatchScript, UnsafeValue, build_batch_script
+from aifw.slurm.script import EndSignal
 
 from .request import SessionRequest
 
 PURPOSE = "JupyterHub session"  # said in the script's banner: "AIF Workbench JupyterHub session: job ..."
+#: The signal Slurm sends the server ahead of the end (jupyter_server itself uses SIGUSR1 and SIGTERM).
+END_SIGNAL = "USR2"
+#: The environment the session panel's server extension reads (aifw.extensions.server.ending).
+WARNINGS_ENV = "AIFW_WALLTIME_WARNINGS_MINUTES"
+END_SIGNAL_ENV = "AIFW_END_SIGNAL_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -38,8 +49,10 @@ def log_path(home: str) -> str:
     return f"{home}/.aifw-session-%j.log"
 
 
-def session_script(request: SessionRequest, environment: Environment, ctx: ScriptContext) -> str:
-    """The session's whole batch script, or UnsafeValue when anything would not be safe in it."""
+def session_script(request: SessionRequest, environment: Environment, ctx: ScriptContext,
+                   session: SessionSettings = SessionSettings()) -> str:
+    """The session's whole batch script, or UnsafeValue when anything would not be safe in it. `session`:
+    the site's `session` section (its warnings and the lead of Slurm's signal before the end)."""
     if not matches(UNIX_USER, ctx.username):
         raise UnsafeValue(f"refusing to put user name {ctx.username!r} in a batch script")
     job = BatchJob(
@@ -57,10 +70,13 @@ def session_script(request: SessionRequest, environment: Environment, ctx: Scrip
         # A session cannot survive its node: a node failure ends the job (NODE_FAIL), which the hub sees and
         # reports, instead of a silent requeue that would leave the hub waiting on a server that is gone.
         requeue=False,
+        end_signal=EndSignal(END_SIGNAL, session.end_signal_seconds),
     )
     body = BatchScript(
         command=list(ctx.command),
         purpose=PURPOSE,
+        exports={WARNINGS_ENV: ",".join(str(m) for m in session.walltime_warnings_minutes),
+                 END_SIGNAL_ENV: str(session.end_signal_seconds)},
         beside=[list(argv) for argv in ctx.beside],
         prologue=environment.prologue,
         prologue_label=environment.name,

@@ -39,6 +39,7 @@ def test_script_for_a_gpu_session():
         "#SBATCH --ntasks=1",
         "#SBATCH --gres=gpu:2",
         "#SBATCH --no-requeue",  # a node failure ends the session (NODE_FAIL) instead of re-running it unseen
+        "#SBATCH --signal=B:USR2@60",  # the server saves before the end of the walltime (site: session)
     ]
     assert script.rstrip().splitlines()[-1] == (
         "exec /opt/aifw/venv/bin/batchspawner-singleuser /opt/aifw/venv/bin/jupyterhub-singleuser '--arg=a b'"
@@ -137,4 +138,4 @@ def test_the_command_is_always_one_quoted_line(args):
     lines = script.splitlines()
     assert [ln for ln in lines if ln.startswith("exec ")] == [lines[-1]]
     assert shlex.split(lines[-1]) == ["exec", "/bin/x", *args]
-    assert len(sbatch_lines(script)) == 10
+    assert len(sbatch_lines(script)) == 11

@@ -42,3 +42,66 @@ def test_a_wrong_session_section_is_refused_naming_the_key(tmp_path, yaml_text, 
 
 def test_the_packaged_sandbox_site_shows_the_section():
     assert load_site(None).session == SessionSettings(walltime_warnings_minutes=[10, 2], end_signal_seconds=60)
+
+
+# --- the signal before the end: sbatch's --signal and the batch script -----------------------------
+
+from aifw.slurm.script import END_SIGNALS, EndSignal  # noqa: E402
+from aifw.spawners.batch_script import END_SIGNAL_ENV, WARNINGS_ENV, ScriptContext, session_script  # noqa: E402
+from aifw.spawners.request import validate_options  # noqa: E402
+
+JOB = BatchJob(job_name="t", time_minutes=2)
+CTX = ScriptContext(username="learner1", home="/home/learner1", command=["/bin/true"])
+
+
+def test_the_signal_goes_to_the_batch_shell_ahead_of_the_end():
+    job = BatchJob(job_name="t", time_minutes=2, end_signal=EndSignal("USR2", 90))
+    assert job.directives()[-1] == "--signal=B:USR2@90"
+    assert "--signal" not in " ".join(JOB.directives())
+    assert "trap" not in build_batch_script(JOB, BatchScript(command=["/bin/true"]))
+
+
+@pytest.mark.parametrize("signal", [EndSignal("KILL", 60), EndSignal("USR2;id", 60), EndSignal("USR2", -1),
+                                    EndSignal("USR2", 65536), EndSignal("USR2", True), "B:USR2@60"])
+def test_a_bad_signal_is_refused(signal):
+    with pytest.raises(UnsafeValue, match="signal"):
+        build_batch_script(BatchJob(job_name="t", time_minutes=2, end_signal=signal), BatchScript(command=["/bin/true"]))
+    assert "KILL" not in END_SIGNALS and "STOP" not in END_SIGNALS
+
+
+def test_the_session_script_asks_for_the_sites_signal_and_exports_its_warnings():
+    site = load_site(None)
+    req = validate_options({}, site)
+    default = session_script(req, site.environment("default"), CTX)
+    assert "#SBATCH --signal=B:USR2@60" in default.splitlines()
+    assert f"export {WARNINGS_ENV}=10,2" in default and f"export {END_SIGNAL_ENV}=60" in default
+    custom = session_script(req, site.environment("default"), CTX,
+                            SessionSettings(walltime_warnings_minutes=[30, 5], end_signal_seconds=120))
+    lines = custom.splitlines()
+    assert "#SBATCH --signal=B:USR2@120" in lines and f"export {WARNINGS_ENV}=30,5" in lines
+    assert lines.index("trap '' USR2") < lines.index(lines[-1]) and lines[-1].startswith("exec /bin/true")
+    none = session_script(req, site.environment("default"), CTX, SessionSettings(walltime_warnings_minutes=[]))
+    assert f"export {WARNINGS_ENV}=''" in none
+
+
+def test_the_signal_cannot_end_the_command_while_it_starts_and_reaches_its_handler_after(tmp_path):
+    """As bash runs the script: a USR2 that comes before the command has a handler is ignored (it would
+    otherwise kill it: Python's default), and reaches the handler once the command sets one."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import os, signal; "
+            "os.kill(os.getpid(), signal.SIGUSR2); "  # before any handler: ignored, not fatal
+            "got = []; "
+            "signal.signal(signal.SIGUSR2, lambda n, f: got.append(n)); "
+            "os.kill(os.getpid(), signal.SIGUSR2); "
+            "print('alive, handled', len(got))")
+    job = BatchJob(job_name="t", time_minutes=2, end_signal=EndSignal("USR2", 60))
+    script = tmp_path / "job.sh"
+    script.write_text(build_batch_script(job, BatchScript(command=[sys.executable, "-c", code])))
+    ran = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=20)
+    assert ran.returncode == 0 and ran.stdout.splitlines()[-1] == "alive, handled 1", ran.stderr
+    bare = tmp_path / "bare.sh"
+    bare.write_text(build_batch_script(JOB, BatchScript(command=[sys.executable, "-c", code])))
+    assert subprocess.run(["bash", str(bare)], capture_output=True, timeout=20).returncode == -signal.SIGUSR2

@@ -6,8 +6,11 @@ body from argv lists (shell-quoted, one line each) and from admin-written shell 
 environment prologue), which is the only text that goes in as it is.
 
     #!/bin/bash
-    #SBATCH ...                 directives, in a fixed order
+    #SBATCH ...                 directives, in a fixed order (with `end_signal`: --signal=B:SIG@seconds)
     <banner>                    one echo: which job, as whom, on which node (name, hostname, address)
+    trap '' SIG                 with `end_signal`: the signal is ignored until the command installs its
+                                own handler (an ignored signal stays ignored across exec), so that it
+                                cannot end the command while it starts
     export NAME=value           `exports` (names checked, values quoted)
     # <label>                   `prologue`: admin-written shell lines
     { argv || echo ...; } &     `beside` steps: trusted commands started in the background beside the
@@ -64,6 +67,25 @@ def _line(argv: Sequence[str], what: str) -> str:
     return shlex.join(list(argv))
 
 
+#: Signals a job may ask Slurm for ahead of its end (`EndSignal`).
+END_SIGNALS = ("USR1", "USR2", "URG", "HUP", "INT", "TERM")
+
+
+@dataclass(frozen=True)
+class EndSignal:
+    """``--signal=B:<name>@<seconds>``: Slurm sends `name` to the job's batch shell (only to it: with our
+    ``exec`` line that is the command itself) `seconds` before the end of the walltime. Slurm checks time
+    limits every 30 s, so the signal may come up to 60 s earlier than asked (sbatch(1))."""
+
+    name: str  # one of END_SIGNALS, without "SIG"
+    seconds: int  # 0 to 65535 (sbatch's range)
+
+    def directive(self) -> str:
+        if self.name not in END_SIGNALS:
+            raise UnsafeValue(f"refusing signal {self.name!r} in a batch script (one of {', '.join(END_SIGNALS)})")
+        return f"--signal=B:{self.name}@{_count(self.seconds, 'signal lead time', 0, 65535)}"
+
+
 @dataclass(frozen=True)
 class BatchJob:
     """The ``#SBATCH`` directives of one job, as typed values."""
@@ -85,6 +107,8 @@ class BatchJob:
     # False: --no-requeue (a node failure ends the job as NODE_FAIL instead of re-running it); True:
     # --requeue; None: Slurm's default (JobRequeue in slurm.conf).
     requeue: bool | None = None
+    # Slurm signals the command this long before the end (a session saves its documents); None: no signal.
+    end_signal: EndSignal | None = None
 
     def directives(self) -> list[str]:
         d = [f"--job-name={_name(self.job_name, 'job name')}"]
@@ -114,6 +138,10 @@ class BatchJob:
             if not isinstance(self.requeue, bool):
                 raise UnsafeValue(f"refusing requeue {self.requeue!r} in a batch script (True, False or None)")
             d.append("--requeue" if self.requeue else "--no-requeue")
+        if self.end_signal is not None:
+            if not isinstance(self.end_signal, EndSignal):
+                raise UnsafeValue(f"refusing end signal {self.end_signal!r} in a batch script (an EndSignal)")
+            d.append(self.end_signal.directive())
         return d
 
 
@@ -144,6 +172,10 @@ def build_batch_script(job: BatchJob, body: BatchScript) -> str:
         f'echo "AIF Workbench {purpose}: job $SLURM_JOB_ID as $(id -un) on node ${{SLURMD_NODENAME:-$(hostname)}}, '
         f'hostname $(hostname), address $(hostname -I 2>/dev/null || echo unknown)"',
     ]
+    if job.end_signal is not None:
+        # Ignored, it stays ignored across exec until the command sets its own handler: a signal that comes
+        # while the command starts (a walltime shorter than the lead time) cannot kill it.
+        lines.append(f"trap '' {job.end_signal.name}")
     for name, value in body.exports.items():
         if not _ENV_NAME.fullmatch(name) or any(c in value for c in LINE_BREAKS):
             raise UnsafeValue(f"refusing to export {name!r} in a batch script")
