@@ -69,6 +69,7 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
     fg_services, fg_roles = formgrader_services(site)
     services += fg_services
     roles += fg_roles
+    roles += class_roles(site)
     if services:
         jh["services"] = services
     if roles:
@@ -159,6 +160,26 @@ def formgrader_services(site: Site) -> tuple[list[dict[str, Any]], list[dict[str
             "groups": [course_group(course.id, "trainer")],
         })
     return services, roles
+
+
+def class_role_name(course_id: str) -> str:
+    return f"course-{course_id}-class"
+
+
+def class_roles(site: Site) -> list[dict[str, Any]]:
+    """One role per course: its trainers (group course-<id>-trainers) see its learners and start and stop
+    their sessions (`aifw class start`, with a token the trainer makes on the hub's Token page) - those of
+    the course's learners only."""
+    roles = []
+    for course in site.courses:
+        learners = course_group(course.id, "learner")
+        roles.append({
+            "name": class_role_name(course.id),
+            "description": f"Trainers of {course.id} start and stop its learners' sessions (aifw class)",
+            "scopes": [f"servers!group={learners}", f"read:users!group={learners}", f"read:groups!group={learners}"],
+            "groups": [course_group(course.id, "trainer")],
+        })
+    return roles
 
 
 def apply_settings(c: Any, settings: dict[str, dict[str, Any]]) -> None:

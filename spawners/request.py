@@ -25,6 +25,8 @@ runtime_minutes     int    walltime in minutes (``--time``)
 account             str    Slurm account / project to bill ("" = the user's default)
 reservation         str    Slurm reservation, e.g. a training event ("" = none)
 environment         str    named software environment from the site file
+stop_if_unused_s    int    stop the session when no one has used it this many seconds after it
+                           became ready (0 = never; a class pre-start sets it, see aifw.classroom)
 ==================  =====  ===================================================================
 """
 from __future__ import annotations
@@ -37,12 +39,14 @@ from aifw.names import SLURM_NAME, matches
 from aifw.site import Partition, Site
 from aifw.slurm import PartitionInfo, ProjectBudget
 
-INT_KEYS = ("cpus", "memory_gb", "gpus", "runtime_minutes")
+INT_KEYS = ("cpus", "memory_gb", "gpus", "runtime_minutes", "stop_if_unused_s")
 STR_KEYS = ("partition", "account", "reservation", "environment")
 OPTION_KEYS = STR_KEYS[:1] + INT_KEYS + STR_KEYS[1:]
 MAX_TEXT = 64
 DEFAULT_CPUS = 1
 DEFAULT_MEMORY_GB = 1
+#: The shortest and longest wait before an unused session stops (`stop_if_unused_s`; 0 = never).
+UNUSED_STOP_RANGE_S = (10, 7 * 86400)
 
 
 class OptionsError(ValueError):
@@ -66,11 +70,14 @@ class SessionRequest:
     reservation: str = ""
     environment: str = "default"
     gpu_type: str | None = None
+    stop_if_unused_s: int = 0  # 0: the session runs until it is stopped or its walltime ends
 
     def as_user_options(self) -> dict[str, Any]:
         """The request as JSON-able `user_options` (what JupyterHub stores, and the spawner's state)."""
         d = asdict(self)
         d.pop("gpu_type")
+        if not d["stop_if_unused_s"]:
+            d.pop("stop_if_unused_s")
         return d
 
 
@@ -250,6 +257,10 @@ def validate_options(
     refusal = budget.refusal(gpus, runtime) if budget is not None and not problems else None
     if refusal:
         problems.append(f"{refusal}; ask for fewer GPUs or a shorter walltime, or choose another project")
+    unused = nums.get("stop_if_unused_s", 0)
+    low, high = UNUSED_STOP_RANGE_S
+    if unused and not low <= unused <= high:
+        problems.append(f"stop_if_unused_s must be 0 (never) or between {low} and {high} seconds; you asked for {unused}")
     reservation = text.get("reservation", "")
     if reservation and reservation not in site.slurm.reservations:
         allowed = ", ".join(site.slurm.reservations) or "none are configured"
@@ -272,6 +283,7 @@ def validate_options(
         reservation=reservation,
         environment=env_name,
         gpu_type=part.gpu_type if gpus else None,
+        stop_if_unused_s=unused,
     )
 
 

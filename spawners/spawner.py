@@ -41,7 +41,7 @@ from aifw.names import COURSE_ROLES, course_group
 from aifw.site import Site
 from aifw.slurm import JobInfo, PartitionInfo, SlurmClient, SlurmError, SlurmRejected, SlurmUnavailable
 
-from . import callback, job_watch
+from . import callback, job_watch, prestart
 from .batch_script import ScriptContext, log_path, session_script
 from .form import PREFILL_KEYS, render_form
 from .queue import describe_job, explain_end, faster_option
@@ -123,6 +123,7 @@ class AIFSlurmSpawner(SlurmSpawner):
     job_node: str = ""  # the node the job runs on, by Slurm's name
     job_address: str = ""  # that node's address as Slurm reaches it (NodeAddr): where the hub routes
     last_end: str = ""  # how the last session ended by itself, in words; kept across stops, shown in the form
+    ready_at: float = 0.0  # when the running session's server became ready (epoch s; 0: not yet, or none)
     _projects: UserProjects | None = None  # the user's projects, as the last validation saw them
     _from_form: SessionRequest | None = None  # validated by options_from_form, taken by apply_user_options
     slurm: SlurmClient  # the site's Slurm (SlurmClient.for_site)
@@ -283,6 +284,8 @@ class AIFSlurmSpawner(SlurmSpawner):
             state["job_node"] = self.job_node
             state["job_address"] = self.job_address
             state["port"] = self.port
+            if self.ready_at:
+                state["ready_at"] = self.ready_at
             if self.request:
                 state["request"] = self.request.as_user_options()
         return state
@@ -295,6 +298,8 @@ class AIFSlurmSpawner(SlurmSpawner):
         self.last_end = _text(state.get("last_end"), 2000)
         if state.get("port"):
             self.port = int(state["port"])
+        ready_at = state.get("ready_at")
+        self.ready_at = float(ready_at) if isinstance(ready_at, (int, float)) and ready_at > 0 else 0.0
         self.last_request = self._stored_request(state, "last_request")
         self.request = self._stored_request(state, "request")
 
@@ -316,6 +321,7 @@ class AIFSlurmSpawner(SlurmSpawner):
         self.job_node = ""
         self.job_address = ""
         self.port = 0
+        self.ready_at = 0.0
 
     def _save_state(self) -> None:
         if self.orm_spawner is not None:
@@ -486,6 +492,7 @@ class AIFSlurmSpawner(SlurmSpawner):
             self.forget_refused_options()
             raise
         self.last_request = req  # remembered only once it worked
+        self.ready_at = time.time()
         self._save_state()
         return served
 
@@ -602,6 +609,16 @@ class AIFSlurmSpawner(SlurmSpawner):
         info = await self._job()
         if info is None:
             return None  # no answer is not "gone": keep the session
+        if info.is_running and self._unused_too_long():
+            # Started for the learner before they arrived (a class pre-start), and they never came: free
+            # its place. The form tells them why on their next visit.
+            self.log.info("Session of %s (job %s) was not used within %d s of being ready: stopping it",
+                          self._log_name, self.job_id, self.request.stop_if_unused_s)
+            message = prestart.unused_message(self.job_id, self.request.stop_if_unused_s)
+            await self._cancel_quietly()
+            self.last_end = message
+            self.clear_state()
+            return 1
         if info.is_running or (info.is_pending and not self.port):
             return None  # running, or still starting (the start loop watches it)
         if info.is_pending:
@@ -613,6 +630,17 @@ class AIFSlurmSpawner(SlurmSpawner):
             self._remember_end(info, explain_end(info))
         self.clear_state()
         return 1
+
+    def _unused_too_long(self) -> bool:
+        """A session that asked to stop when unused (`stop_if_unused_s`), ready that long, and not used: no
+        request of the user to the hub and no traffic to the server since it became ready."""
+        req = self.request
+        if req is None or not req.stop_if_unused_s:
+            return False
+        activity = [prestart.epoch(getattr(self.user, "last_activity", None))]
+        if self.orm_spawner is not None:
+            activity.append(prestart.epoch(self.orm_spawner.last_activity))
+        return prestart.stops_unused(time.time(), self.ready_at, req.stop_if_unused_s, activity)
 
     def _remember_end(self, info: JobInfo, why: str) -> None:
         """A session that ended without the hub stopping it: logged, and kept in the state for the form.

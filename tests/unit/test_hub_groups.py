@@ -2,10 +2,9 @@
 error after every group was tried, never a silent "nothing changed". The hub is a stand-in here."""
 from __future__ import annotations
 
-import urllib.error
-
 import pytest
 
+from aifw.hubapi import HubApiError
 from aifw.sandbox import hub_groups
 from aifw.sandbox.layout import Stack
 from aifw.sandbox.processes import SandboxError
@@ -27,7 +26,7 @@ def fake_hub(monkeypatch, groups, broken=()):
         calls.append((method, path, body))
         group = path.split("/")[2]
         if group in broken:
-            raise urllib.error.HTTPError(path, 500, "Internal Server Error", {}, None)
+            raise HubApiError(500, f"the hub refused {method} {path} (HTTP 500): Internal Server Error")
         if method == "GET":
             return {"users": sorted(groups[group])}
         (groups[group].difference_update if method == "DELETE" else groups[group].update)(body["users"])
@@ -50,6 +49,6 @@ def test_a_group_the_hub_refuses_is_an_error_after_the_others_are_synced(stack, 
     groups = {"course-c1-trainers": {"t1"}, "course-c1-learners": set(),
               "course-c2-trainers": set(), "course-c2-learners": {"l3"}}
     fake_hub(monkeypatch, groups, broken={"course-c1-learners"})
-    with pytest.raises(SandboxError, match=r"course-c1-learners \(HTTP Error 500.*run `aifw sandbox up` again"):
+    with pytest.raises(SandboxError, match=r"course-c1-learners \(the hub refused .*HTTP 500.*run `aifw sandbox up` again"):
         hub_groups.sync_hub_groups(stack)
     assert groups["course-c2-trainers"] == {"t1"}  # the groups after the broken one were still synced

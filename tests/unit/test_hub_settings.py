@@ -188,7 +188,8 @@ def test_service_ports_come_from_the_site_and_do_not_clash_with_the_hub():
     names = [svc["name"] for svc in s["JupyterHub"]["services"]]
     assert names == [ADMIN_SERVICE, "formgrader-aif-foundations", "formgrader-other-course"]
     assert [r["name"] for r in s["JupyterHub"]["load_roles"]] == [
-        "aifw-admin", "formgrader-aif-foundations-trainers", "formgrader-other-course-trainers"]
+        "aifw-admin", "formgrader-aif-foundations-trainers", "formgrader-other-course-trainers",
+        "course-aif-foundations-class", "course-other-course-class"]
 
 
 def test_sandbox_and_test_sites_use_different_service_ports():

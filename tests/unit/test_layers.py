@@ -26,6 +26,7 @@ PACKAGES = {
     "core/top/grading": ("aifw.grading", 2),
     "core/top/commands": ("aifw.commands", 2),
     "core/top/usage": ("aifw.usage", 2),
+    "core/top/classroom": ("aifw.classroom", 2),
 }
 FLOOR_NAMES = {0: "the ground floor", 1: "a room", 2: "the top floor"}
 

@@ -112,7 +112,7 @@ def test_form_data_is_parsed_to_typed_values_once():
     with pytest.raises(OptionsError) as err:
         validate_options(hostile, SITE, LIVE)
     assert err.value.problems == [
-        "unknown option(s) 'evil'; allowed: partition, cpus, memory_gb, gpus, runtime_minutes, account, reservation, environment",
+        "unknown option(s) 'evil'; allowed: partition, cpus, memory_gb, gpus, runtime_minutes, stop_if_unused_s, account, reservation, environment",
         "cpus must be a whole number, not '2.5'",
         "gpus must be a whole number, not '1; id'",
     ]

@@ -53,6 +53,7 @@ from .parse import (
     parse_scontrol_job,
     parse_scontrol_records,
     parse_slurm_minutes,
+    parse_named_jobs,
     parse_squeue_jobs,
     parse_start_estimates,
     partitions_from_nodes,
@@ -77,7 +78,7 @@ __all__ = [
     "SlurmNotInstalled", "SlurmRejected", "SlurmTimedOut", "SlurmUnavailable", "UnsafeValue", "build_batch_script",
     "first_node", "format_slurm_minutes", "tasks_per_node", "node_state_base", "node_takes_jobs", "parse_gpus_in_use",
     "parse_gres_gpus", "parse_job_ids", "parse_nodes", "parse_partitions", "parse_sbatch_job_id", "parse_scontrol_job",
-    "parse_scontrol_records", "parse_slurm_minutes", "parse_squeue_jobs", "parse_start_estimates", "partitions_from_nodes",
+    "parse_named_jobs", "parse_scontrol_records", "parse_slurm_minutes", "parse_squeue_jobs", "parse_start_estimates", "partitions_from_nodes",
     "USAGE_FIELDS", "AccountingUnavailable", "JobUsage", "SacctUsage", "parse_alloc_tres", "parse_sacct_usage",
     "sacct_usage_args", "sacct_usage_sync",
 ]

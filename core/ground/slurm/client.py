@@ -36,6 +36,7 @@ from .parse import (
     SlurmUnavailable,
     parse_gpus_in_use,
     parse_job_ids,
+    parse_named_jobs,
     parse_nodes,
     parse_partitions,
     parse_sbatch_job_id,
@@ -64,6 +65,12 @@ def _job_id(job_id: str) -> str:
 def _user(name: str) -> str:
     if not matches(UNIX_USER, name):
         raise ValueError(f"not a unix user name: {name!r}")
+    return name
+
+
+def _name(name: str) -> str:
+    if not matches(SLURM_NAME, name):
+        raise ValueError(f"not a Slurm job name: {name!r}")
     return name
 
 
@@ -245,6 +252,15 @@ class SlurmClient:
                 return []
             raise
         return parse_squeue_jobs(res.stdout)
+
+    def named_jobs_sync(self, names: Sequence[str]) -> dict[str, list[JobInfo]]:
+        """The jobs squeue lists now under each of the job names `names` (sessions are named
+        ``aifw-<user>``), in one ``squeue --name``; a name without jobs is left out."""
+        wanted = [_name(n) for n in dict.fromkeys(names)]
+        if not wanted:
+            return {}
+        res = self.run_sync("squeue", ["-h", "--name", ",".join(wanted), "-o", "%j|" + SQUEUE_JOB_FORMAT])
+        return {n: jobs for n, jobs in parse_named_jobs(res.stdout).items() if n in wanted}
 
     async def cancel(self, job_id: str, *, user: str | None = None) -> None:
         """Cancel a job (a job Slurm no longer knows counts as cancelled)."""

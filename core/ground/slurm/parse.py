@@ -301,6 +301,17 @@ def parse_squeue_jobs(text: str) -> list[JobInfo]:
     return jobs
 
 
+def parse_named_jobs(text: str) -> dict[str, list[JobInfo]]:
+    """`squeue -h -o '%j|%i|%T|%r|%N|%P|%S'` lines: the jobs by job name (a name may have several jobs)."""
+    named: dict[str, list[JobInfo]] = {}
+    for line in text.splitlines():
+        name, sep, rest = line.strip().partition("|")
+        if not sep:
+            continue
+        named.setdefault(name, []).extend(parse_squeue_jobs(rest))
+    return {n: jobs for n, jobs in named.items() if jobs}
+
+
 def parse_scontrol_job(text: str, job_id: str) -> JobInfo:
     recs = parse_scontrol_records(text)
     if not recs:

@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "aifw.courses.cli",
     "aifw.grading.cli",
     "aifw.usage.cli",
+    "aifw.classroom.cli",
 )
 
 

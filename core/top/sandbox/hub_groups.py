@@ -2,9 +2,7 @@
 sandbox.json). JupyterHub's load_groups adds members at start but never removes them; this removes them."""
 from __future__ import annotations
 
-import json
-import urllib.request
-
+from aifw.hubapi import HubApi, HubApiError
 from aifw.names import course_group
 
 from .layout import Stack
@@ -13,16 +11,9 @@ from .sandbox_json import load_sandbox_json
 
 
 def hub_api(stack: Stack, method: str, path: str, body: dict | None = None) -> dict:
-    """One call of the hub's REST API as the sandbox's admin; raises OSError (urllib's HTTPError included)."""
+    """One call of the hub's REST API as the sandbox's admin; raises HubApiError."""
     token = load_sandbox_json(stack).get("api_token", "")
-    req = urllib.request.Request(
-        f"{stack.hub_url}/hub/api{path}", method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        text = r.read()
-    return json.loads(text) if text else {}
+    return HubApi(f"{stack.hub_url}/hub/api", token).call(method, path, body) or {}
 
 
 def course_groups(stack: Stack) -> list[tuple[str, list[str]]]:
@@ -46,7 +37,7 @@ def sync_hub_groups(stack: Stack) -> bool:
                 hub_api(stack, "DELETE", f"/groups/{group}/users", {"users": extra})
             if missing:
                 hub_api(stack, "POST", f"/groups/{group}/users", {"users": missing})
-        except OSError as err:
+        except HubApiError as err:
             failed.append(f"{group} ({err})")
             continue
         if extra or missing:
