@@ -6,6 +6,7 @@ scripts/install.sh into ``share/jupyter/labextensions/aifw-session-panel``); bot
 `extensions` room because both run inside the learner's session. Rooms:
 
 - `job`: the session's job as typed values, from the environment and Slurm's record (pure);
+- `ending`: the end of the walltime: the warnings, when to ask again, and Slurm's signal before the end;
 - `reader`: reads them (the environment once, Slurm at most every 30 s);
 - `handlers`: ``GET <base_url>aifw/session`` (JSON) and ``GET <base_url>aifw/session/log``.
 """
@@ -22,7 +23,11 @@ def _load_jupyter_server_extension(serverapp) -> None:
     from .handlers import handlers
 
     reader = JobReader()
+    if reader.job_id:
+        # Slurm's signal ahead of the end (the batch script ignores it until now): recorded, never fatal.
+        reader.ending.install(serverapp.log)
     web_app = serverapp.web_app
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"], reader))
-    where = "in Slurm job " + reader.job_id if reader.job_id else "outside Slurm"
+    where = ("in Slurm job " + reader.job_id + f", warnings at {list(reader.plan.warnings_min)} min, SIGUSR2 "
+             f"handled (Slurm sends it {reader.plan.end_signal_s} s before the end)") if reader.job_id else "outside Slurm"
     serverapp.log.info("aifw session panel: serving %saifw/session (%s)", web_app.settings["base_url"], where)

@@ -10,7 +10,7 @@ What a JupyterLab session shows about its job comes from two places, read into o
 
 Every value is checked on the way in (names against `aifw.names`, numbers as numbers, times as times);
 a value that fails the check is left out and said in `notes`, never passed on as it came. `walltime_left`
-is the walltime arithmetic; `SessionJob.view` is the JSON the server extension answers with.
+and `gpu_hours` are the arithmetic; `SessionJob.view` is the JSON the server extension answers with.
 """
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ class SessionJob:
             "end_time": _iso(self.end_time),
             "time_limit_s": self.time_limit_s,
             "walltime_left_s": walltime_left(self.end_time, now),
+            "gpu_hours": gpu_hours(self.gpus, self.start_time, now),
             "log_url": log_url if self.log_path else None,
             "source": "slurm" if self.from_slurm else "environment",
             "notes": list(self.notes),
@@ -87,6 +88,17 @@ def walltime_left(end_time: datetime | None, now: datetime) -> int | None:
     if end_time is None:
         return None
     return max(0, int((end_time - now).total_seconds()))
+
+
+def gpu_hours(gpus: int, start_time: datetime | None, now: datetime) -> float | None:
+    """GPU-hours used so far: the job's allocated GPUs times the time since it started (as Slurm's
+    accounting counts them: allocated, not busy), to 1/1000 h; 0 without GPUs, None while the start is not
+    known."""
+    if gpus == 0:
+        return 0.0
+    if start_time is None:
+        return None
+    return round(gpus * max(0.0, (now - start_time).total_seconds()) / 3600, 3)
 
 
 def job_from_environment(env: Mapping[str, str]) -> SessionJob | None:

@@ -1,5 +1,6 @@
 """Reads the session's job for the server extension: the environment once, Slurm at most every
-`refresh_s` seconds (a cache shared by every request), and `SessionJob.view` at each request's time.
+`refresh_s` seconds (a cache shared by every request), and `SessionJob.view` at each request's time, with
+the end of the walltime's plan and whether Slurm has signalled it (`aifw.extensions.server.ending`).
 
 I/O only; the values are checked in `aifw.extensions.server.job`. Slurm is asked through `aifw.slurm`'s
 `SlurmClient.job_record` (Slurm's whole record of the job: EndTime, TimeLimit, TRES, Account, StdOut), whose
@@ -16,7 +17,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Mapping
 
-from .job import SessionJob, job_from_environment, not_in_job_view, with_slurm_record
+from .ending import Ending, EndPlan, plan_from_environment
+from .job import SessionJob, job_from_environment, not_in_job_view, walltime_left, with_slurm_record
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,13 @@ class JobReader:
 
     def __init__(self, env: Mapping[str, str] | None = None, *, refresh_s: float = 30.0,
                  fetch: RecordFetcher = _slurm_record, clock: Callable[[], float] = time.monotonic):
-        self._env_job = job_from_environment(os.environ if env is None else env)
+        env = os.environ if env is None else env
+        self._env_job = job_from_environment(env)
         self._job = self._env_job
+        #: The warnings and Slurm's signal before the end (the batch script's exports).
+        self.plan: EndPlan = plan_from_environment(env)
+        #: Whether Slurm has signalled the end (set by `Ending.install`'s handler).
+        self.ending = Ending(job_id=self._env_job.job_id if self._env_job else "")
         self._refresh_s = refresh_s
         self._fetch = fetch
         self._clock = clock
@@ -82,7 +89,11 @@ class JobReader:
         job = await self.job()
         if job is None:
             return not_in_job_view()
-        return job.view(now or datetime.now(timezone.utc), log_url=log_url)
+        now = now or datetime.now(timezone.utc)
+        view = job.view(now, log_url=log_url)
+        view.update(self.plan.view(walltime_left(job.end_time, now), self.ending))
+        view["notes"] += list(self.plan.notes)
+        return view
 
 
 def _noted(job: SessionJob, note: str) -> SessionJob:

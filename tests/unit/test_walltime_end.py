@@ -105,3 +105,121 @@ def test_the_signal_cannot_end_the_command_while_it_starts_and_reaches_its_handl
     bare = tmp_path / "bare.sh"
     bare.write_text(build_batch_script(JOB, BatchScript(command=[sys.executable, "-c", code])))
     assert subprocess.run(["bash", str(bare)], capture_output=True, timeout=20).returncode == -signal.SIGUSR2
+
+
+# --- the server extension: the plan from the batch script's exports, the schedule, the signal ---------
+
+import os  # noqa: E402
+import signal as signals  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+from aifw.extensions.server import ending  # noqa: E402
+from aifw.extensions.server.ending import (  # noqa: E402
+    EndPlan, Ending, due_warning, next_poll_s, next_warning_in, plan_from_environment)
+from aifw.extensions.server.job import gpu_hours  # noqa: E402
+from aifw.extensions.server.reader import JobReader  # noqa: E402
+from aifw.spawners import batch_script  # noqa: E402
+from aifw_testing import run_coroutine  # noqa: E402
+
+UTC = timezone.utc
+
+
+def exported_env(script: str) -> dict[str, str]:
+    """What the script's export lines set, as bash would (shell-quoted values)."""
+    import shlex
+
+    return dict(shlex.split(ln.removeprefix("export "))[0].split("=", 1) for ln in script.splitlines()
+                if ln.startswith("export "))
+
+
+def test_the_server_reads_back_what_the_batch_script_exports():
+    assert (batch_script.WARNINGS_ENV, batch_script.END_SIGNAL_ENV) == (ending.WARNINGS_ENV, ending.END_SIGNAL_ENV)
+    assert signals.Signals[f"SIG{batch_script.END_SIGNAL}"] == ending.END_SIGNAL
+    site = load_site(None)
+    for settings in (SessionSettings(), SessionSettings(walltime_warnings_minutes=[30, 5, 1], end_signal_seconds=300),
+                     SessionSettings(walltime_warnings_minutes=[])):
+        env = exported_env(session_script(validate_options({}, site), site.environment("default"), CTX, settings))
+        assert plan_from_environment(env) == EndPlan(tuple(settings.walltime_warnings_minutes), settings.end_signal_seconds)
+    assert plan_from_environment({}) == EndPlan((10, 2), 60)
+
+
+@pytest.mark.parametrize("env, note", [
+    ({ending.WARNINGS_ENV: "10,x"}, "not distinct minutes"),
+    ({ending.WARNINGS_ENV: "5,5"}, "not distinct minutes"),
+    ({ending.WARNINGS_ENV: "0"}, "not distinct minutes"),
+    ({ending.END_SIGNAL_ENV: "5"}, "not 30 to 900 seconds"),
+    ({ending.END_SIGNAL_ENV: "$(id)"}, "not 30 to 900 seconds"),
+])
+def test_a_wrong_export_keeps_the_default_and_says_so(env, note):
+    plan = plan_from_environment(env)
+    assert (plan.warnings_min, plan.end_signal_s) == ((10, 2), 60)
+    assert len(plan.notes) == 1 and note in plan.notes[0]
+
+
+@pytest.mark.parametrize("left_s, due, ahead", [
+    (3600, None, 3000),   # an hour left: the 10-minute warning is 50 minutes away
+    (601, None, 1),
+    (600, 10, 480),       # at 10 minutes: the 10-minute warning; the 2-minute one 8 minutes away
+    (121, 10, 1),
+    (120, 2, None),       # a 2-minute job starts inside both: only the latest, the 2-minute one
+    (0, 2, None),
+])
+def test_the_warning_due_and_the_next_one(left_s, due, ahead):
+    assert due_warning(left_s, (10, 2)) == due
+    assert next_warning_in(left_s, (10, 2)) == ahead
+    assert due_warning(left_s, ()) is None and next_warning_in(left_s, ()) is None
+
+
+def test_the_browser_asks_once_a_minute_just_after_a_warning_and_every_5_s_near_the_end():
+    plan = EndPlan((10, 2), 60)
+    assert next_poll_s(None, plan, ending=False) == 60          # no time limit
+    assert next_poll_s(7200, plan, ending=False) == 60
+    assert next_poll_s(630, plan, ending=False) == 31           # just after the 10-minute mark
+    assert next_poll_s(602, plan, ending=False) == 5            # never more often than every 5 s
+    assert next_poll_s(300, plan, ending=False) == 60
+    # Within reach of the signal (60 s lead, up to 60 s early) plus one slow poll: every 5 s.
+    assert next_poll_s(180, plan, ending=False) == 5 and next_poll_s(181, plan, ending=False) == 60
+    assert next_poll_s(7200, plan, ending=True) == 5
+
+
+def test_the_signal_is_recorded_once_and_the_view_says_the_job_is_ending():
+    t0 = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    times = iter([t0, t0 + timedelta(seconds=9)])
+    end = Ending(job_id="4711", _clock=lambda: next(times))
+    plan = EndPlan((10, 2), 60)
+    assert plan.view(300, end)["ending"] is False and plan.view(300, end)["ending_since"] is None
+    end.signalled()
+    end.signalled()  # a second signal changes nothing
+    view = plan.view(45, end)
+    assert view == {"walltime_warnings_min": [10, 2], "end_signal_s": 60, "warning_due_min": 2, "ending": True,
+                    "ending_since": "2026-12-02T10:00:00+00:00", "next_poll_s": 5}
+
+
+def test_the_real_signal_reaches_the_installed_handler_and_the_reader_serves_it():
+    """In this process, as in the server's: SIGUSR2 is handled (not fatal) and GET aifw/session says it."""
+    env = {"SLURM_JOB_ID": "4711", "SLURM_JOB_START_TIME": "1800000000", "SLURM_JOB_END_TIME": "1800000120",
+           "SLURM_JOB_GPUS": "0,1", ending.WARNINGS_ENV: "10,2", ending.END_SIGNAL_ENV: "60"}
+    reader = JobReader(env, fetch=lambda job_id: _none())
+    before = signals.getsignal(ending.END_SIGNAL)
+    try:
+        reader.ending.install()
+        os.kill(os.getpid(), ending.END_SIGNAL)
+    finally:
+        signals.signal(ending.END_SIGNAL, before)
+    now = datetime.fromtimestamp(1800000060, UTC)
+    view = run_coroutine(reader.view(log_url=None, now=now))
+    assert view["ending"] is True and view["walltime_left_s"] == 60 and view["warning_due_min"] == 2
+    assert view["gpu_hours"] == round(2 * 60 / 3600, 3) and view["next_poll_s"] == 5
+
+
+async def _none():
+    return None
+
+
+def test_gpu_hours_so_far():
+    start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    assert gpu_hours(2, start, start + timedelta(minutes=90)) == 3.0
+    assert gpu_hours(1, start, start + timedelta(seconds=36)) == 0.01
+    assert gpu_hours(0, None, start) == 0.0                    # no GPU: none used
+    assert gpu_hours(4, None, start) is None                   # the start not known yet
+    assert gpu_hours(1, start, start - timedelta(seconds=5)) == 0.0   # clocks a little apart: never negative
