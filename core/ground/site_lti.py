@@ -89,6 +89,18 @@ class LtiSettings(_Model):
         "user, for every valid launch before the login: it gets the launch as JSON on stdin (issuer, subject, "
         "username claim and value, email, name, course, role) and prints the unix account's name; a non-zero exit "
         "refuses the launch, its first line of stderr shown to the learner. It must answer within 10 s.")
+    token_url: str | None = Field(
+        None, description="The platform's OAuth 2 access token URL (Moodle: .../mod/lti/token.php; Canvas: "
+        "https://sso.canvaslms.com/login/oauth2/token; Open edX: the component's Access token URL). Grades go back "
+        "to the platform (Assignment and Grade Services, `aifw lti publish`) only when it is set; docs/lti.md.")
+    token_audience: str | None = Field(
+        None, min_length=1, max_length=1000,
+        description="The audience (`aud`) of the tool's signed client assertion, when the platform wants another "
+        "one than token_url (its registration says so; e.g. some platforms want their issuer). Default: token_url.")
+    grades_retry_minutes: int = Field(
+        10, ge=1, le=1440,
+        description="How often the grades service (aifw-lti-grades) retries the scores the platform did not take "
+        "(it was down, answered 5xx or refused the token); each retry is bounded in requests and time.")
     password_logins: bool = Field(
         False, description="Keep PAM password logins (the hub's login form) for local accounts beside LTI launches: "
         "admins, trainers and the sandbox's demo users. Launches always work.")
@@ -102,6 +114,11 @@ class LtiSettings(_Model):
     @classmethod
     def _endpoint_url(cls, value: str) -> str:
         return platform_url(value, query=True)
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_url(cls, value: str | None) -> str | None:
+        return None if value is None else platform_url(value, query=True)
 
     @field_validator("account_hook")
     @classmethod
@@ -123,9 +140,18 @@ class LtiSettings(_Model):
         if self.accounts == "create" and self.account_hook is not None:
             raise ValueError("account_hook is used only with accounts: hook (accounts is create); remove it or "
                              "set accounts: hook")
+        for key in ("token_audience", "grades_retry_minutes"):
+            if key in self.model_fields_set and self.token_url is None:
+                raise ValueError(f"{key} is used only with token_url (grades back to the platform); set "
+                                 f"token_url or remove {key}")
         if self.accounts == "hook" and "account_group" in self.model_fields_set:
             raise ValueError("account_group is used only with accounts: create (accounts is hook); remove it")
         return self
+
+    @property
+    def assertion_audience(self) -> str | None:
+        """The `aud` of the client assertion: token_audience, else token_url (None: no grade passback)."""
+        return self.token_audience or self.token_url
 
     def course_of_context(self, context_id: str) -> str | None:
         return next((c.course for c in self.courses if c.context_id == context_id), None)
