@@ -12,6 +12,8 @@ from typing import Any
 from aifw.names import course_group
 from aifw.site import Site
 
+from .lti_grades import grades_service
+
 ADMIN_SERVICE = "aifw-admin"
 ADMIN_SCOPES = ["admin:users", "admin:servers", "admin:groups", "read:hub", "tokens", "list:users", "access:servers"]
 
@@ -70,6 +72,9 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
     services += fg_services
     roles += fg_roles
     roles += class_roles(site)
+    grades_services, grades_roles = grades_service(site, home=home, admin_service=ADMIN_SERVICE if admin_token else None)
+    services += grades_services
+    roles += grades_roles
     if services:
         jh["services"] = services
     if roles:
