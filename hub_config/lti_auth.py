@@ -15,6 +15,7 @@ from functools import lru_cache
 from jupyterhub import orm
 from jupyterhub.auth import PAMAuthenticator
 from jupyterhub.utils import url_path_join
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from ltiauthenticator.lti13.auth import LTI13Authenticator
 from ltiauthenticator.lti13.error import ValidationError
 from ltiauthenticator.lti13.handlers import LTI13CallbackHandler
@@ -27,6 +28,7 @@ from aifw.yamlfile import FileProblems
 from .lti import Launch, LaunchClaims, LaunchRefused, ModuleTarget, landing_url, plan_launch, refusal_page_text, \
     refusal_words
 from .lti_accounts import account_for
+from .lti_grades import SERVICE_NAME as GRADES_SERVICE, LaunchRecord, launch_record
 
 LOGIN_INIT_PATH = "lti13/oauth_login"
 
@@ -42,6 +44,7 @@ class AIFLTICallbackHandler(LTI13CallbackHandler):
     """The platform posts the id_token here (the OIDC redirect_uri)."""
 
     aifw_launch: Launch | None = None
+    aifw_grades_record: LaunchRecord | None = None
 
     async def post(self):
         try:
@@ -62,6 +65,8 @@ class AIFLTICallbackHandler(LTI13CallbackHandler):
         if user is None:
             raise refused(403, "this hub does not let that user log in (blocked, or not allowed).")
         launch = self.aifw_launch
+        if self.aifw_grades_record is not None:
+            await self._record_for_grades(self.aifw_grades_record)
         if launch is not None:
             self._join_group(user, launch.group)
             target = landing_url(launch, self.base_url)
@@ -70,6 +75,27 @@ class AIFLTICallbackHandler(LTI13CallbackHandler):
                 self.redirect(target)
                 return
         await self.redirect_to_next_url(user)
+
+    async def _record_for_grades(self, record: LaunchRecord) -> None:
+        """Tell the grades service (aifw.hub_config.lti_grades_service) who this learner is on the platform and
+        where the course's grades go. A failure is logged, never the learner's: the login goes on."""
+        if record.ags is None:
+            self.log.warning("LTI launch: %s: no grade passback for %s: %s", record.user, record.course,
+                             record.no_passback)
+        service = self.services.get(GRADES_SERVICE)
+        if service is None or not service.url or not service.api_token:
+            self.log.error("LTI launch: %s: not recorded for grades: the %s service is not running", record.user,
+                           GRADES_SERVICE)
+            return
+        try:
+            await AsyncHTTPClient().fetch(
+                url_path_join(service.url, service.prefix, "api/launches"), method="POST",
+                body=record.model_dump_json(), request_timeout=5, connect_timeout=2,
+                headers={"Authorization": f"token {service.api_token}", "Content-Type": "application/json"})
+        except (HTTPClientError, OSError) as err:
+            detail = getattr(getattr(err, "response", None), "body", b"") or b""
+            self.log.error("LTI launch: %s: not recorded for grades (%s %s): their scores cannot go back until "
+                           "they launch again", record.user, err, detail[:200].decode(errors="replace"))
 
     def _join_group(self, user, name: str) -> None:
         """Add the user to the course's group (made at start from the site; added to, never emptied here)."""
@@ -131,6 +157,10 @@ class AIFLTIAuthenticator(LTI13Authenticator):
             raise LaunchRefused(f"the user {launch.username!r} is blocked on this hub")
         name = await asyncio.to_thread(account_for, launch, lti)
         handler.aifw_launch = launch
+        try:
+            handler.aifw_grades_record = launch_record(name, launch.course, data)
+        except ValueError as err:
+            self.log.warning("LTI launch: %s: no grade passback: %s", name, err)
         self.log.info("LTI launch: %s (%s %s) as %s of %s", name, claims.username_claim, claims.username_value,
                       launch.role, launch.course)
         return {"name": name, "aifw_lti": True}

@@ -6,8 +6,14 @@ signed with its RSA key (PyJWT, cryptography), its JWKS, and each kind of bad la
     browser/requests: GET platform.launch_url(hint) -> the tool's login initiation -> GET /auth here ->
     an auto-posting form with id_token and state to the tool's redirect_uri
 
-The routes are a table (`Platform.routes`): the next slice adds a token endpoint (client-credentials JWT
-grant) and Assignment and Grade Services line items and scores beside them.
+Grades (Assignment and Grade Services): every launch carries the AGS claim of its context (LaunchSpec.ags:
+"ok", "malformed", "none"); POST /token is the client-credentials grant, which verifies the tool's client
+assertion against the tool's JWKS (`tool_jwks_url`, fetched with PyJWT) and grants the AGS scopes;
+/ags/<context>/lineitems lists (filtered by resource_id, tag) and creates line items; POST
+/ags/<context>/lineitems/<n>/scores records a score (`Platform.scores`). `fail_scores = 503` makes the score
+endpoint fail until it is set back to None.
+
+The routes are a table (`Platform.routes`, exact paths) with the AGS paths under /ags/ beside it.
 """
 from __future__ import annotations
 
@@ -40,6 +46,11 @@ INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 KEY_ID = "aifw-test-platform-1"
 #: The bad launches the platform can make (LaunchSpec.fault).
 FAULTS = ("expired", "wrong-signature", "wrong-audience", "wrong-issuer")
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+AGS_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/"
+AGS_SCOPES = (AGS_SCOPE + "lineitem", AGS_SCOPE + "lineitem.readonly", AGS_SCOPE + "score",
+              AGS_SCOPE + "result.readonly")
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @dataclass
@@ -52,10 +63,13 @@ class LaunchSpec:
     custom: dict[str, str] = field(default_factory=dict)
     target_link_uri: str | None = None  # default: the tool's base URL
     fault: str | None = None  # one of FAULTS
+    ags: str = "ok"  # the AGS claim: ok, malformed (a lineitems URL that is no http(s) URL), none
 
     def __post_init__(self):
         if self.fault is not None and self.fault not in FAULTS:
             raise ValueError(f"unknown fault {self.fault!r}; the platform makes {', '.join(FAULTS)}")
+        if self.ags not in ("ok", "malformed", "none"):
+            raise ValueError(f"unknown ags {self.ags!r}: ok, malformed or none")
 
 
 def _rsa_key() -> rsa.RSAPrivateKey:
@@ -66,7 +80,8 @@ class Platform:
     """The platform: its issuer is http://127.0.0.1:<port>, its client id names the tool."""
 
     def __init__(self, *, port: int, redirect_uris: list[str], tool_login_url: str, tool_url: str,
-                 client_id: str = "aifw-test-tool", deployment_id: str = "aifw-test-deployment"):
+                 client_id: str = "aifw-test-tool", deployment_id: str = "aifw-test-deployment",
+                 tool_jwks_url: str | None = None):
         self.port = port  # 0: any free port, known once started
         self.client_id = client_id
         self.deployment_id = deployment_id
@@ -78,11 +93,20 @@ class Platform:
         self.pending: dict[str, LaunchSpec] = {}
         self.issued: list[dict] = []  # every id_token's claims, in order
         self.refused: list[str] = []  # why /auth refused a request
+        self.tool_jwks_url = tool_jwks_url  # where the token endpoint fetches the tool's public keys
+        self.tokens: dict[str, set[str]] = {}  # access token -> its scopes
+        self.token_refusals: list[str] = []  # why /token refused a request
+        self.line_items: dict[str, dict] = {}  # id (URL) -> the line item, with "_context"
+        self.scores: list[dict] = []  # every score taken, with "_line_item"
+        self.fail_scores: int | None = None  # an HTTP status the score endpoint answers with instead
+        self._jtis: set[str] = set()
+        self._lock = threading.Lock()
         self.routes: dict[tuple[str, str], Callable[[BaseHTTPRequestHandler, dict[str, str]], None]] = {
             ("GET", "/jwks.json"): self._jwks,
             ("GET", "/auth"): self._auth,
             ("POST", "/auth"): self._auth,
             ("GET", "/launch"): self._launch,
+            ("POST", "/token"): self._token,
         }
         self._server: ThreadingHTTPServer | None = None
 
@@ -99,10 +123,18 @@ class Platform:
     def jwks_url(self) -> str:
         return f"{self.issuer}/jwks.json"
 
+    @property
+    def token_url(self) -> str:
+        return f"{self.issuer}/token"
+
+    def lineitems_url(self, context_id: str) -> str:
+        return f"{self.issuer}/ags/{context_id}/lineitems"
+
     def site_section(self, courses: list[dict[str, str]], **extra) -> dict:
-        """The site file's `lti` section that registers this platform."""
+        """The site file's `lti` section that registers this platform (its token URL: grades go back)."""
         return {"issuer": self.issuer, "client_ids": [self.client_id], "deployment_ids": [self.deployment_id],
-                "authorize_url": self.authorize_url, "jwks_url": self.jwks_url, "courses": courses, **extra}
+                "authorize_url": self.authorize_url, "jwks_url": self.jwks_url, "token_url": self.token_url,
+                "courses": courses, **extra}
 
     # -- launches -----------------------------------------------------------------------------
     def prepare(self, spec: LaunchSpec) -> str:
@@ -137,6 +169,9 @@ class Platform:
             CLAIM + "context": {"id": spec.context_id, "label": spec.context_id, "title": f"Course {spec.context_id}"},
             CLAIM + "custom": dict(spec.custom),
         }
+        if spec.ags != "none":
+            claims[AGS_CLAIM] = {"scope": list(AGS_SCOPES[:3]), "lineitems": self.lineitems_url(spec.context_id)
+                                 if spec.ags == "ok" else "javascript:alert(1)"}
         if spec.fault == "expired":
             claims.update(iat=now - 3600, exp=now - 3000)
         self.issued.append(claims)
@@ -175,6 +210,93 @@ class Platform:
         token = self.id_token(spec, args["nonce"])
         _send(req, 200, auto_post_form(args["redirect_uri"], {"id_token": token, "state": args["state"]}))
 
+    # -- Assignment and Grade Services ---------------------------------------------------------
+    def _token(self, req: BaseHTTPRequestHandler, args: dict[str, str]) -> None:
+        """The client-credentials grant with a JWT client assertion (RFC 7523), as an LTI platform checks it."""
+        def refuse(status: int, error: str, why: str) -> None:
+            self.token_refusals.append(why)
+            _send(req, status, json.dumps({"error": error, "error_description": why}), "application/json")
+
+        if args.get("grant_type") != "client_credentials" or args.get("client_assertion_type") != ASSERTION_TYPE:
+            return refuse(400, "unsupported_grant_type", "not a client-credentials grant with a JWT assertion")
+        assertion = args.get("client_assertion", "")
+        if self.tool_jwks_url is None:
+            return refuse(401, "invalid_client", "no JWKS URL registered for the tool")
+        try:
+            key = jwt.PyJWKClient(self.tool_jwks_url, cache_keys=False, timeout=10).get_signing_key_from_jwt(assertion)
+            claims = jwt.decode(assertion, key.key, algorithms=["RS256"], audience=self.token_url,
+                                issuer=self.client_id, options={"require": ["exp", "iat", "jti", "sub"]})
+        except jwt.PyJWTError as err:
+            return refuse(401, "invalid_client", f"the client assertion does not verify: {err}")
+        if claims["sub"] != self.client_id:
+            return refuse(401, "invalid_client", "the assertion's sub is not the client id")
+        with self._lock:
+            if claims["jti"] in self._jtis:
+                return refuse(401, "invalid_client", "the assertion was used before (jti)")
+            self._jtis.add(claims["jti"])
+        asked = set(args.get("scope", "").split())
+        if not asked or not asked <= set(AGS_SCOPES):
+            return refuse(400, "invalid_scope", f"scopes asked: {sorted(asked)}")
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = asked
+        _send(req, 200, json.dumps({"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+                                    "scope": " ".join(sorted(asked))}), "application/json")
+
+    def _authorized(self, req: BaseHTTPRequestHandler, *scopes: str) -> bool:
+        scheme, _, token = req.headers.get("Authorization", "").partition(" ")
+        granted = self.tokens.get(token.strip()) if scheme == "Bearer" else None
+        if granted is None or not granted & {AGS_SCOPE + s for s in scopes}:
+            _send(req, 401, json.dumps({"error": "a Bearer token with the scope is needed"}), "application/json")
+            return False
+        return True
+
+    def _ags(self, req: BaseHTTPRequestHandler, method: str, path: str, args: dict[str, str]) -> None:
+        parts = path.strip("/").split("/")  # ags, <context>, lineitems[, n, scores]
+        if len(parts) == 3 and parts[2] == "lineitems":
+            return self._line_items(req, method, parts[1], args)
+        if len(parts) == 5 and parts[2] == "lineitems" and parts[4] == "scores" and method == "POST":
+            return self._score(req, f"{self.issuer}/ags/{parts[1]}/lineitems/{parts[3]}")
+        _send(req, 404, "not found")
+
+    def _line_items(self, req: BaseHTTPRequestHandler, method: str, context: str, args: dict[str, str]) -> None:
+        if method == "GET":
+            if not self._authorized(req, "lineitem", "lineitem.readonly"):
+                return
+            items = [i for i in self.line_items.values() if i["_context"] == context
+                     and ("resource_id" not in args or i.get("resourceId") == args["resource_id"])
+                     and ("tag" not in args or i.get("tag") == args["tag"])]
+            return _send(req, 200, json.dumps([_public(i) for i in items]), "application/vnd.ims.lis.v2.lineitemcontainer+json")
+        if not self._authorized(req, "lineitem"):
+            return
+        try:
+            item = json.loads(req.body)
+            assert isinstance(item, dict) and float(item["scoreMaximum"]) > 0 and item["label"]
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return _send(req, 400, "a line item needs scoreMaximum > 0 and a label")
+        with self._lock:
+            item["id"] = f"{self.lineitems_url(context)}/{len(self.line_items) + 1}"
+            item["_context"] = context
+            self.line_items[item["id"]] = item
+        _send(req, 201, json.dumps(_public(item)), "application/vnd.ims.lis.v2.lineitem+json")
+
+    def _score(self, req: BaseHTTPRequestHandler, line_item: str) -> None:
+        if not self._authorized(req, "score"):
+            return
+        if line_item not in self.line_items:
+            return _send(req, 404, "no such line item")
+        if self.fail_scores is not None:
+            return _send(req, self.fail_scores, "the gradebook is down for maintenance")
+        if not req.headers.get("Content-Type", "").startswith("application/vnd.ims.lis.v1.score+json"):
+            return _send(req, 415, "scores are application/vnd.ims.lis.v1.score+json")
+        try:
+            score = json.loads(req.body)
+            assert {"userId", "activityProgress", "gradingProgress", "timestamp"} <= set(score)
+        except (ValueError, AssertionError):
+            return _send(req, 400, "a score needs userId, activityProgress, gradingProgress and timestamp")
+        with self._lock:
+            self.scores.append({**score, "_line_item": line_item})
+        _send(req, 204, "")
+
     def start(self) -> "Platform":
         platform = self
 
@@ -185,7 +307,11 @@ class Platform:
                 if method == "POST":
                     length = min(int(self.headers.get("Content-Length") or 0), 1 << 20)
                     body = self.rfile.read(length).decode()
-                args = {k: v[0] for k, v in parse_qs(url.query or body).items()}
+                self.body = body
+                is_form = self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded")
+                args = {k: v[0] for k, v in parse_qs(url.query or (body if is_form or method == "GET" else "")).items()}
+                if url.path.startswith("/ags/"):
+                    return platform._ags(self, method, url.path, args)
                 route = platform.routes.get((method, url.path))
                 if route is None:
                     return _send(self, 404, "not found")
@@ -219,6 +345,10 @@ def _send(req: BaseHTTPRequestHandler, status: int, body: str, content_type: str
     req.send_header("Content-Length", str(len(data)))
     req.end_headers()
     req.wfile.write(data)
+
+
+def _public(item: dict) -> dict:
+    return {k: v for k, v in item.items() if not k.startswith("_")}
 
 
 def auto_post_form(action: str, fields: dict[str, str]) -> str:

@@ -10,6 +10,7 @@ import sys
 COMMAND_MODULES = (
     "aifw.sandbox.cli",
     "aifw.commands.reference",
+    "aifw.commands.lti",
     "aifw.courses.cli",
     "aifw.grading.cli",
     "aifw.usage.cli",

@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run students' code as yourself, like plain nbgrader (no root needed; only for trusted code)")
     p.add_argument("--no-feedback", action="store_true", help="skip nbgrader generate_feedback")
     p.add_argument("--no-reports", action="store_true", help="skip the CSV exports and plots")
+    p.add_argument("--publish", action="store_true",
+                   help="then send the assignment's scores to the LMS, as `aifw lti publish` does (docs/lti.md)")
     p.add_argument("--site", default=None, help="site file (default: $AIFW_SITE, else the sandbox's)")
     p.add_argument("--course-dir", type=Path, default=None, help="nbgrader course directory (default: from the site file)")
     p.add_argument("--runs-dir", type=Path, default=None, help="where run directories go (default: <prefix>/state/grading)")
@@ -147,7 +149,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     outcomes = result.outcomes
     if not outcomes:
         console.print("nothing to grade")
-        return 0
+        return _publish(args, console, err) if args.publish else 0  # what the gradebook has from before
     console.print(summary_table(outcomes))
     merged = [o for o in outcomes if o.merged]
     if opts.feedback and merged:
@@ -158,4 +160,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
         console.print(f"reports: {result.reports}/report.html (grades.csv, exercises.csv, exercise-summary.csv, grades.png)")
     logs = result.reports / "logs" if result.reports else result.run.path / "results"
     console.print(f"{summary_line([o.to_json() for o in outcomes])}; per-submission logs in {logs}")
-    return 1 if any(o.state == "not_run" or (o.status and o.status.notebooks and not o.merged) for o in outcomes) else 0
+    failed = any(o.state == "not_run" or (o.status and o.status.notebooks and not o.merged) for o in outcomes)
+    published = _publish(args, console, err) if args.publish else 0
+    return 1 if failed or published else 0
+
+
+def _publish(args: argparse.Namespace, console: Console, err: Console) -> int:
+    from aifw.commands.lti import run_publish
+
+    return run_publish(args.course, args.assignment, args.site, args.course_dir, console, err)
