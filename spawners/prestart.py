@@ -15,7 +15,7 @@ from typing import Iterable
 
 #: Activity within this many seconds after the server became ready is the start's own (the route being
 #: added, the hub's first request to the server), not the learner's.
-USED_AFTER_S = 30.0
+USED_AFTER_S = 10.0
 
 
 def epoch(moment: datetime | None) -> float | None:

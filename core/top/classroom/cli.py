@@ -197,7 +197,7 @@ def _start_all(c: _Class, learners: list[str], options: dict[str, Any]) -> dict[
         if (model.get("servers") or {}).get(""):
             return user, ""  # running or starting already: theirs is kept as it is
         try:
-            c.hub.call("POST", f"/users/{path_part(user)}/server", options)
+            c.hub.call("POST", f"/users/{path_part(user)}/server", {"user_options": options})
         except HubApiError as err:
             if err.status in (0, 401, 403):
                 raise
