@@ -2,10 +2,13 @@
  * AIF Workbench's session panel for JupyterLab 4: one small plugin per job.
  * - `model`: the session's Slurm job (ISessionModel), read from the server extension;
  * - `status`: the status bar item with the walltime countdown;
- * - `panel`: the side panel with the job's details, its log and Stop.
+ * - `panel`: the side panel with the job's details, its log and Stop;
+ * - `ending`: the warnings before the end of the walltime, and saving every unsaved document then.
  */
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { EndOfWalltime } from './ending';
 import { SessionPanel } from './panel';
 import { ISessionModel, SessionModel } from './session';
 import { SessionStatus } from './statusbar';
@@ -42,5 +45,34 @@ const panel: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [model, status, panel];
+const ending: JupyterFrontEndPlugin<void> = {
+  id: 'aifw-session-panel:ending',
+  description: 'Warnings before the end of the walltime; every unsaved document saved then.',
+  autoStart: true,
+  requires: [ISessionModel, IDocumentManager],
+  activate: (app: JupyterFrontEnd, session: ISessionModel, docManager: IDocumentManager) => {
+    const saver = {
+      saveAll: () => app.commands.execute('docmanager:save-all'),
+      /** Save each document of the main area that has unsaved changes and may be written (once per file). */
+      saveDirty: async (): Promise<number> => {
+        const saving = new Map<string, Promise<void>>();
+        for (const widget of app.shell.widgets('main')) {
+          const context = docManager.contextForWidget(widget);
+          if (context && context.model.dirty && context.contentsModel?.writable && !saving.has(context.path)) {
+            saving.set(context.path, context.save());
+          }
+        }
+        const results = await Promise.allSettled(saving.values());
+        results
+          .filter(r => r.status === 'rejected')
+          .forEach(r => console.warn('aifw session panel: a save failed:', (r as PromiseRejectedResult).reason));
+        return results.filter(r => r.status === 'fulfilled').length;
+      }
+    };
+    const end = new EndOfWalltime(saver);
+    session.fetched.connect((_, info) => void end.onAnswer(info));
+  }
+};
+
+export default [model, status, panel, ending];
 export * from './session';

@@ -1,6 +1,6 @@
 /**
- * The session panel (left side bar): the job's id, partition, node(s), CPUs, memory, GPUs, project,
- * start and end, the walltime left, a link to the job's log, and Stop, which ends the server (so the job)
+ * The session panel (left side bar): the job's id, partition, node(s), CPUs, memory, GPUs, GPU-hours so
+ * far, project, start and end, the walltime left, a link to the job's log, and Stop, which ends the server (so the job)
  * and returns to the hub's home page.
  */
 import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
@@ -8,7 +8,7 @@ import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
-import { formatLeft, IJobInfo, ISessionModel, WARNING_SECONDS } from './session';
+import { formatLeft, IJobInfo, ISessionModel, warningSeconds } from './session';
 
 const ICON_SVG =
   '<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24">' +
@@ -22,6 +22,14 @@ function memory(mb: number | null): string {
     return '—';
   }
   return mb >= 1024 ? `${(mb / 1024).toFixed(mb % 1024 === 0 ? 0 : 1)} GiB` : `${mb} MiB`;
+}
+
+/** "1.25" GPU-hours (allocated GPUs × time since the start, as of the last answer); "—" without GPUs. */
+export function gpuHours(info: IJobInfo): string {
+  if (!info.gpus) {
+    return '—';
+  }
+  return info.gpu_hours === null || info.gpu_hours === undefined ? 'not yet known' : info.gpu_hours.toFixed(2);
 }
 
 function when(iso: string | null): string {
@@ -68,6 +76,7 @@ export class SessionPanel extends Widget {
       ['cpus', 'CPUs', info.cpus === null ? '—' : String(info.cpus)],
       ['memory', 'Memory', memory(info.memory_mb)],
       ['gpus', 'GPUs', info.gpus ? String(info.gpus) : 'no GPU'],
+      ['gpu-hours', 'GPU-hours so far', gpuHours(info)],
       ['project', 'Project', info.project ?? '—'],
       ['start', 'Started', when(info.start_time)],
       ['end', 'Ends', when(info.end_time)],
@@ -99,7 +108,7 @@ export class SessionPanel extends Widget {
     const row = this.node.querySelector<HTMLElement>('tr[data-aifw="left"]');
     if (row && left !== null) {
       row.querySelector('td')!.textContent = formatLeft(left);
-      row.classList.toggle('aifw-mod-warning', left <= WARNING_SECONDS);
+      row.classList.toggle('aifw-mod-warning', left <= warningSeconds(this._model.info));
     }
   }
 

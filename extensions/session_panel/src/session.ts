@@ -1,6 +1,7 @@
 /**
  * The session's job as the server extension tells it (GET <base_url>/aifw/session), and the model that
- * every plugin of this extension reads: fetched once a minute, counted down each second in between.
+ * every plugin of this extension reads: fetched again when the server says (`next_poll_s`: once a minute,
+ * every 5 s near the end of the walltime), counted down each second in between.
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
@@ -22,9 +23,22 @@ export interface IJobInfo {
   end_time: string | null;
   time_limit_s: number | null;
   walltime_left_s: number | null;
+  /** GPUs allocated × hours since the start; 0 without GPUs, null while the start is not known. */
+  gpu_hours: number | null;
   log_url: string | null;
   source: 'slurm' | 'environment';
   notes: string[];
+  /** The site's warnings, minutes before the end, largest first. */
+  walltime_warnings_min: number[];
+  /** Slurm signals the server this many seconds (up to 60 s more) before the end. */
+  end_signal_s: number;
+  /** The warning whose time has come (the smallest lead at or above the time left), or null. */
+  warning_due_min: number | null;
+  /** Slurm has signalled that the job is about to reach its walltime. */
+  ending: boolean;
+  ending_since: string | null;
+  /** When to ask again, in seconds. */
+  next_poll_s: number;
 }
 
 /** The answer of a server that runs outside Slurm. */
@@ -35,11 +49,20 @@ export interface INotInJob {
 
 export type SessionInfo = IJobInfo | INotInJob;
 
-/** Seconds left below which the walltime shows as a warning. */
+/** Seconds left below which the walltime shows as a warning, when the server names no warnings. */
 export const WARNING_SECONDS = 10 * 60;
 
-/** How often the job is asked for again (the server itself asks Slurm at most every 30 s). */
+/** How often the job is asked for again at most and at least (the server asks Slurm at most every 30 s). */
 export const REFETCH_MS = 60 * 1000;
+export const FAST_REFETCH_MS = 5 * 1000;
+
+/** Seconds left below which the walltime shows as a warning: from the site's first warning. */
+export function warningSeconds(info: SessionInfo | null): number {
+  if (info && info.in_slurm_job && info.walltime_warnings_min?.length) {
+    return info.walltime_warnings_min[0] * 60;
+  }
+  return WARNING_SECONDS;
+}
 
 /** "0:42:10" for 2530 seconds; "1-02:00:00" past a day. */
 export function formatLeft(seconds: number): string {
@@ -60,6 +83,8 @@ export interface ISessionModel {
   secondsLeft(): number | null;
   /** Emitted on each answer and on each second of the countdown. */
   readonly changed: ISignal<ISessionModel, void>;
+  /** Emitted on each answer of the server (not on the countdown's seconds). */
+  readonly fetched: ISignal<ISessionModel, SessionInfo>;
   refresh(): Promise<void>;
 }
 
@@ -71,9 +96,20 @@ export const ISessionModel = new Token<ISessionModel>(
 export class SessionModel implements ISessionModel {
   constructor(settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {
     this._settings = settings;
-    void this.refresh();
-    this._fetchTimer = window.setInterval(() => void this.refresh(), REFETCH_MS);
+    void this._poll();
     this._tickTimer = window.setInterval(() => this._changed.emit(), 1000);
+  }
+
+  /** Fetch, then again when the server says (bounded: every 5 to 60 s). */
+  private async _poll(): Promise<void> {
+    await this.refresh();
+    if (this._disposed) {
+      return;
+    }
+    const info = this._info;
+    const asked = info && info.in_slurm_job && typeof info.next_poll_s === 'number' ? info.next_poll_s * 1000 : REFETCH_MS;
+    const delay = Math.min(REFETCH_MS, Math.max(FAST_REFETCH_MS, asked));
+    this._fetchTimer = window.setTimeout(() => void this._poll(), delay);
   }
 
   get info(): SessionInfo | null {
@@ -86,6 +122,10 @@ export class SessionModel implements ISessionModel {
 
   get changed(): ISignal<ISessionModel, void> {
     return this._changed;
+  }
+
+  get fetched(): ISignal<ISessionModel, SessionInfo> {
+    return this._fetched;
   }
 
   secondsLeft(): number | null {
@@ -107,6 +147,7 @@ export class SessionModel implements ISessionModel {
       this._info = (await response.json()) as SessionInfo;
       this._fetchedAt = Date.now();
       this._error = null;
+      this._fetched.emit(this._info);
     } catch (reason) {
       // Keep the last answer: the countdown goes on from it.
       this._error = `Could not read the session's job: ${(reason as Error).message}`;
@@ -116,7 +157,8 @@ export class SessionModel implements ISessionModel {
   }
 
   dispose(): void {
-    window.clearInterval(this._fetchTimer);
+    this._disposed = true;
+    window.clearTimeout(this._fetchTimer);
     window.clearInterval(this._tickTimer);
   }
 
@@ -124,7 +166,9 @@ export class SessionModel implements ISessionModel {
   private _info: SessionInfo | null = null;
   private _error: string | null = null;
   private _fetchedAt = 0;
-  private _fetchTimer: number;
+  private _fetchTimer = 0;
   private _tickTimer: number;
+  private _disposed = false;
   private _changed = new Signal<ISessionModel, void>(this);
+  private _fetched = new Signal<ISessionModel, SessionInfo>(this);
 }

@@ -1,9 +1,9 @@
 /**
  * The status bar item: "Job 123 · 0:42:10 left", counting down each second, in the warning colour in the
- * last ten minutes; "Not in a Slurm job" outside Slurm. A click opens the session panel.
+ * last minutes (from the site's first warning, 10 by default); "Not in a Slurm job" outside Slurm. A click opens the session panel.
  */
 import { Widget } from '@lumino/widgets';
-import { formatLeft, ISessionModel, WARNING_SECONDS } from './session';
+import { formatLeft, ISessionModel, warningSeconds } from './session';
 
 export function statusText(model: ISessionModel): string {
   const info = model.info;
@@ -33,7 +33,7 @@ export class SessionStatus extends Widget {
   private _update(): void {
     this.node.textContent = statusText(this._model);
     const left = this._model.secondsLeft();
-    this.node.classList.toggle('aifw-mod-warning', left !== null && left <= WARNING_SECONDS);
+    this.node.classList.toggle('aifw-mod-warning', left !== null && left <= warningSeconds(this._model.info));
   }
 
   private _model: ISessionModel;
