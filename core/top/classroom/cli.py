@@ -182,7 +182,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         refused = _start_all(c, learners, options)
         started = len(learners) - len(refused)
         print(f"Asked the hub to start {started} of {len(learners)} sessions of {c.course} "
-              f"({', '.join(f'{k}={v}' for k, v in options.items())}).")
+              f"({', '.join(f'{k}={v}' for k, v in options.items() if v not in ('', None))}).")
         return _watch(c, learners, args.wait, refused)
 
     return _run(args, body)
