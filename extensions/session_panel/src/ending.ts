@@ -22,19 +22,16 @@ function clock(iso: string | null): string {
   return iso ? new Date(iso).toLocaleTimeString() : 'the end of its walltime';
 }
 
-/** The text of the warning `due` minutes before the end. */
+/** The text of the warning `due` minutes before the end (a toast shows at most 140 characters). */
 export function warningText(info: IJobInfo, due: number): string {
   return (
-    `Slurm job ${info.job_id} ends in ${minutes(due)} or less, at ${clock(info.end_time)}: then this ` +
-    'session stops and what is not saved is lost. Open documents are saved now; save your work before the end.'
+    `Slurm job ${info.job_id} ends in ${minutes(due)} or less, at ${clock(info.end_time)}. ` +
+    'Unsaved work is lost then: open documents were just saved.'
   );
 }
 
 export function endingText(info: IJobInfo): string {
-  return (
-    `Slurm job ${info.job_id} is about to reach its walltime (Slurm said so at ${clock(info.ending_since)}). ` +
-    'Every open document is saved until the session stops.'
-  );
+  return `Slurm job ${info.job_id} is about to reach its walltime: every open document is saved until the session stops.`;
 }
 
 export class EndOfWalltime {
