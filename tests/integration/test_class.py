@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aifw_testing import wait_until
+from aifw_testing import HubClient, wait_until
 
 COURSE = "aif-foundations"
 UNUSED_S = 30  # the pre-started sessions stop when unused this long after they are ready
@@ -54,9 +54,10 @@ def test_a_class_slurm_cannot_start_at_once_says_how_many_started_and_why_the_ot
 
 
 @pytest.fixture(scope="module")
-def prestarted(stack, hub):
+def prestarted(stack):
     """The course's class started on the cpu partition, to stop when unused for UNUSED_S s; its sessions are
     stopped at the end."""
+    hub = HubClient(stack)
     learners = stack.learners()
     _no_sessions(stack, hub, [*learners, *NON_LEARNERS])
     p = aifw_class(stack, "start", COURSE, "--partition", "cpu", "--runtime", "10", "--stop-unused", f"{UNUSED_S}s",
