@@ -116,7 +116,7 @@ def test_an_unused_session_stops_after_the_trainers_time_and_a_used_one_is_kept(
     assert session.get(f"{stack.hub_url}/hub/home", timeout=30).status_code == 200
     assert wait_until(lambda: not hub.user_model(unused)["servers"], timeout=UNUSED_S + 30, interval=1), \
         f"{unused}'s unused session still runs: {hub.user_model(unused)['servers']}"
-    assert not [j for j in stack.squeue(unused)], stack.squeue(unused)
+    assert wait_until(lambda: not stack.squeue(unused), timeout=30), stack.squeue(unused)  # cancelled, then gone
     # The learner who came keeps theirs, and the other one learns why theirs is gone.
     assert hub.user_model(used)["servers"][""]["ready"]
     assert [j["state"] for j in stack.squeue(used)] == ["RUNNING"]
