@@ -347,6 +347,31 @@ def _send(req: BaseHTTPRequestHandler, status: int, body: str, content_type: str
     req.wfile.write(data)
 
 
+def serve_jwks(keys: dict) -> tuple[str, Callable[[], None]]:
+    """Serve a JWKS on 127.0.0.1 (the tool's keys, where a test has no hub service); returns (URL, stop)."""
+    body = json.dumps(keys).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, name="tool-jwks", daemon=True).start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return f"http://127.0.0.1:{server.server_address[1]}/jwks.json", stop
+
+
 def _public(item: dict) -> dict:
     return {k: v for k, v in item.items() if not k.startswith("_")}
 
@@ -366,6 +391,16 @@ def form_fields(page: str) -> tuple[str, dict[str, str]]:
     fields = {html.unescape(k): html.unescape(v)
               for k, v in re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', page)}
     return action, fields
+
+
+def launch(platform: Platform, spec: LaunchSpec, session: requests.Session | None = None):
+    """Click the platform's link: the OIDC login through the tool and the platform, then post the id_token
+    to the tool. Returns (the tool's answer, the session, the posted form)."""
+    session = session or requests.Session()
+    r = session.get(platform.launch_url(platform.prepare(spec)), timeout=30)
+    assert r.status_code == 200, f"the platform did not answer the tool's login: {r.status_code} {r.text[:300]}"
+    action, fields = form_fields(r.text)
+    return session.post(action, data=fields, timeout=30, allow_redirects=False), session, (action, fields)
 
 
 # --------------------------------------------------------------------------- a hub that takes launches

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import stat
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -18,7 +16,7 @@ from aifw.hub_config.lti_grades_service import Publisher, jwks, load_or_make_key
 from aifw.hub_config.lti_grades_store import GradesStore
 from aifw.hub_config.settings import build_settings
 from aifw.site import example_site_path, site_from_dict
-from lti_platform import AGS_CLAIM, LaunchSpec, Platform
+from lti_platform import AGS_CLAIM, LaunchSpec, Platform, serve_jwks
 
 LINEITEMS = "https://lms.example.org/api/lti/courses/2/line_items"
 T0 = datetime(2026, 12, 2, 7, 0, tzinfo=timezone.utc)
@@ -132,13 +130,18 @@ def test_a_publish_request_with_an_impossible_score_is_refused(scores):
         g.PublishRequest(course="c; rm", assignment="a", scores={})
 
 
-def lti_site(**lti):
+def lti_data(**lti) -> dict:
+    """The sandbox's site with an lti section (hub.authenticator: lti)."""
     data = yaml.safe_load(example_site_path("sandbox").read_text())
     data["hub"]["authenticator"] = "lti"
     data["lti"] = {"issuer": "https://lms.example.org", "client_ids": ["tool-1"],
                    "authorize_url": "https://lms.example.org/auth", "jwks_url": "https://lms.example.org/jwks",
                    "courses": [{"context_id": "42", "course": "aif-foundations"}], **lti}
-    return site_from_dict(data)
+    return data
+
+
+def lti_site(**lti):
+    return site_from_dict(lti_data(**lti))
 
 
 def test_the_hub_runs_the_grades_service_with_its_settings_and_lets_the_admin_service_publish():
@@ -182,36 +185,20 @@ def test_the_tool_key_is_made_once_private_and_only_its_public_half_is_published
 
 
 # --------------------------------------------------------------------------- the publish path, for real
-class _Jwks(BaseHTTPRequestHandler):
-    body = b""
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def world(tmp_path):
     """The test platform, the tool's JWKS served where the platform fetches it, and a Publisher on a fresh
     store: what the grades service runs, without the hub."""
     key = load_or_make_key(tmp_path / "state")
-    handler = type("Jwks", (_Jwks,), {"body": json.dumps(jwks(key)).encode()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    jwks_url, stop_jwks = serve_jwks(jwks(key))
     platform = Platform(port=0, redirect_uris=[], tool_login_url="http://127.0.0.1:9/", tool_url="http://127.0.0.1:9/",
-                        tool_jwks_url=f"http://127.0.0.1:{server.server_address[1]}/jwks.json").start()
+                        tool_jwks_url=jwks_url).start()
     store = GradesStore(tmp_path / "state" / "grades.sqlite")
     config = g.ServiceConfig(state_dir=tmp_path / "state", token_url=platform.token_url,
                              audience=platform.token_url, retry_s=600)
     yield platform, store, Publisher(config, store, key)
     platform.stop()
-    server.shutdown()
+    stop_jwks()
 
 
 def record(platform: Platform, user: str, **spec) -> g.LaunchRecord:
@@ -266,3 +253,93 @@ def test_a_refused_client_assertion_is_reported_and_queued(world, tmp_path):
                                                    scores={"ada": (4.0, 6.0)})).results
     assert result.outcome == "queued" and "access token was refused" in result.detail and "HTTP 401" in result.detail
     assert platform.token_refusals and platform.scores == []
+
+
+# --------------------------------------------------------------------------- the service's HTTP boundary
+class _FakeHubAuth:
+    """HubAuth's two calls the service makes: a token that is `good` has access to the service."""
+
+    access_scopes = {f"access:services!service={g.SERVICE_NAME}"}
+
+    async def user_for_token(self, token, sync=True):
+        return {"kind": "service", "name": "aifw-admin", "scopes": ["access:services!service=aifw-lti-grades"]} \
+            if token == "good" else ({"kind": "user", "name": "ada", "scopes": []} if token == "learner" else None)
+
+    def check_scopes(self, required, model):
+        return required <= set(model["scopes"])
+
+
+def test_the_service_records_launches_from_the_hub_only_and_publishes_for_allowed_tokens(tmp_path):
+    import asyncio
+
+    from tornado.httpclient import AsyncHTTPClient
+
+    from aifw.hub_config.lti_grades_service import make_app
+
+    config = g.ServiceConfig(state_dir=tmp_path / "state", token_url=None, audience=None, retry_s=600)
+    prefix = "/services/aifw-lti-grades/"
+    record = g.launch_record("lms-ada", "aif-foundations", launch_token())
+
+    async def scenario():
+        app, publisher = make_app(config, prefix, "hub-secret", _FakeHubAuth())
+        server = app.listen(0, address="127.0.0.1")
+        port = next(iter(server._sockets.values())).getsockname()[1]
+        base = f"http://127.0.0.1:{port}{prefix}"
+        client = AsyncHTTPClient()
+
+        async def call(path, token=None, body=None):
+            headers = {"Authorization": f"token {token}"} if token else {}
+            r = await client.fetch(base + path, method="GET" if body is None else "POST", body=body, headers=headers,
+                                   raise_error=False, request_timeout=10)
+            return r.code, r.body.decode()
+
+        try:
+            results = {
+                "jwks": await call("jwks.json"),
+                "launch-no-token": await call("api/launches", body=record.model_dump_json()),
+                "launch-wrong-token": await call("api/launches", "good", record.model_dump_json()),
+                "launch-bad-body": await call("api/launches", "hub-secret", '{"user": "x"}'),
+                "launch": await call("api/launches", "hub-secret", record.model_dump_json()),
+                "publish-learner": await call("api/publish", "learner", '{}'),
+                "publish": await call("api/publish", "good", g.PublishRequest(
+                    course="aif-foundations", assignment="tiny", scores={"lms-ada": (1, 2)}).model_dump_json()),
+            }
+        finally:
+            server.stop()
+        return results, publisher.store
+
+    results, store = asyncio.run(scenario())
+    assert results["jwks"][0] == 200 and json.loads(results["jwks"][1])["keys"][0]["kty"] == "RSA"
+    assert results["launch-no-token"][0] == 403 and results["launch-wrong-token"][0] == 403
+    assert "launches are recorded by the hub only" in results["launch-wrong-token"][1]
+    assert results["launch-bad-body"][0] == 400 and "course" in results["launch-bad-body"][1]
+    assert results["launch"][0] == 204 and store.launch("lms-ada", "aif-foundations") == record
+    assert results["publish-learner"][0] == 403 and "needs a token with access" in results["publish-learner"][1]
+    status, body = results["publish"]
+    (result,) = g.PublishReply.model_validate_json(body).results
+    assert status == 200 and result.outcome == "queued" and "no token_url" in result.detail
+
+
+# --------------------------------------------------------------------------- the command line
+@pytest.mark.parametrize("lti, env, words", [
+    (None, {"AIFW_ADMIN_TOKEN": "t"}, "hub.authenticator is not lti"),
+    ({}, {"AIFW_ADMIN_TOKEN": "t"}, "has no token_url"),
+    ({"token_url": "https://lms.example.org/token"}, {}, "set AIFW_ADMIN_TOKEN"),
+])
+def test_aifw_lti_publish_says_what_to_fix_before_it_publishes(tmp_path, monkeypatch, lti, env, words):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from aifw.commands.lti import run_publish
+
+    data = yaml.safe_load(example_site_path("sandbox").read_text()) if lti is None else lti_data(**lti)
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump(data))
+    for name in ("AIFW_ADMIN_TOKEN", "JUPYTERHUB_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    out, err = StringIO(), StringIO()
+    rc = run_publish("aif-foundations", "tiny", str(site), tmp_path, Console(file=out), Console(file=err, width=300))
+    assert rc == 2 and words in err.getvalue() and out.getvalue() == ""

@@ -7,7 +7,7 @@ import jwt
 import pytest
 import requests
 
-from lti_platform import CLAIM, LaunchSpec, Platform, form_fields
+from lti_platform import CLAIM, LaunchSpec, Platform, form_fields, serve_jwks
 
 CALLBACK = "http://127.0.0.1:9/hub/lti13/oauth_callback"
 
@@ -60,3 +60,38 @@ def test_each_fault_fails_its_own_check(platform, fault, error):
     _, fields = form_fields(auth_request(platform, hint).text)
     with pytest.raises(error):
         verify(platform, fields["id_token"])
+
+
+def test_the_token_endpoint_takes_only_a_fresh_assertion_signed_by_the_tools_published_key():
+    """The grant the grades service uses (tests/unit/test_lti_grades.py drives it end to end); here what the
+    platform refuses: another key, another audience, a jti used before, scopes beyond AGS."""
+    import json
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    tool, rogue = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    jwk = {**json.loads(RSAAlgorithm.to_jwk(tool.public_key())), "kid": "tool-1", "alg": "RS256"}
+    jwks_url, stop_jwks = serve_jwks({"keys": [jwk]})
+    p = Platform(port=0, redirect_uris=[], tool_login_url="http://127.0.0.1:9/", tool_url="http://127.0.0.1:9/",
+                 tool_jwks_url=jwks_url).start()
+    try:
+        def grant(key=tool, aud=None, jti="j1", scope="https://purl.imsglobal.org/spec/lti-ags/scope/score"):
+            now = int(time.time())
+            assertion = jwt.encode({"iss": p.client_id, "sub": p.client_id, "aud": aud or p.token_url, "iat": now,
+                                    "exp": now + 60, "jti": jti}, key, algorithm="RS256", headers={"kid": "tool-1"})
+            return requests.post(p.token_url, data={
+                "grant_type": "client_credentials", "scope": scope, "client_assertion": assertion,
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, timeout=10)
+
+        ok = grant()
+        assert ok.status_code == 200 and ok.json()["access_token"] in p.tokens
+        assert grant(jti="j1").status_code == 401  # replayed
+        assert grant(key=rogue, jti="j2").status_code == 401
+        assert grant(aud="http://elsewhere/token", jti="j3").status_code == 401
+        assert grant(jti="j4", scope="openid").status_code == 400
+        assert len(p.token_refusals) == 4
+    finally:
+        p.stop()
+        stop_jwks()
