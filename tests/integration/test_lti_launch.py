@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from aifw_testing import HubClient
-from lti_platform import FAULTS, INSTRUCTOR, LaunchSpec, Platform, form_fields, start_lti_hub, stop_lti_hub
+from lti_platform import FAULTS, INSTRUCTOR, LaunchSpec, Platform, form_fields, launch, start_lti_hub, stop_lti_hub
 
 PREFIX = "tlti-"
 GROUP = "test-aifw-lti"
@@ -41,16 +41,6 @@ def lti(stack):
             if account.pw_name.startswith(PREFIX):
                 subprocess.run(["userdel", "--remove", account.pw_name], capture_output=True)
         subprocess.run(["groupdel", GROUP], capture_output=True)
-
-
-def launch(platform: Platform, spec: LaunchSpec, session: requests.Session | None = None):
-    """Click the platform's link: the OIDC login through the tool and the platform, then post the id_token
-    to the tool. Returns (the tool's answer, the session, the posted form)."""
-    session = session or requests.Session()
-    r = session.get(platform.launch_url(platform.prepare(spec)), timeout=30)
-    assert r.status_code == 200, f"the platform did not answer the tool's login: {r.status_code} {r.text[:300]}"
-    action, fields = form_fields(r.text)
-    return session.post(action, data=fields, timeout=30, allow_redirects=False), session, (action, fields)
 
 
 def hub_user(hub, name: str) -> dict | None:
