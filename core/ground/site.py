@@ -243,6 +243,17 @@ MAX_COMPUTE_NODES = 16
 DEFAULT_COMPUTE_NODES = 2
 
 
+class SandboxReservation(_Model):
+    """A Slurm reservation the sandbox makes for a training event (scontrol create reservation), so that a
+    class can be started in it (`aifw class start --reservation NAME`)."""
+
+    name: SlurmName = Field(description="Reservation name; list it in slurm.reservations too, so sessions may ask for it.")
+    accounts: list[SlurmName] = Field(min_length=1, description="Projects (Slurm accounts) whose jobs may run in it.")
+    nodes: list[SlurmName] | None = Field(None, min_length=1, description="Compute nodes it holds cores on (node1, node2, ...; None: the last compute node).")
+    cores: int | None = Field(None, ge=1, le=4096, description="Cores it holds in all (CoreCnt), the rest of the nodes stays free for other jobs (None: the whole nodes).")
+    days: int = Field(365, ge=1, le=3650, description="How long it lasts from when the sandbox makes it.")
+
+
 class SandboxSettings(_Model):
     """Only for the one-machine sandbox: how to stand up the local cluster, its accounting and the demo accounts.
 
@@ -265,6 +276,7 @@ class SandboxSettings(_Model):
     slurmrestd_port: int = Field(6820, ge=1024, le=65535, description="Port of slurmrestd (Slurm's REST API, JWT authentication) on 127.0.0.1; it runs as the system user <netns_prefix>-rest.")
     node: SandboxNode = Field(SandboxNode(), description="The size of each compute node.")
     demo_users: list[DemoUser] = Field([], description="Unix accounts created with generated passwords.")
+    reservations: list[SandboxReservation] = Field([], description="Reservations the sandbox makes for training events (made once; delete one with scontrol to have it made again).")
 
     @field_validator("network")
     @classmethod
@@ -280,10 +292,24 @@ class SandboxSettings(_Model):
         return str(net)
 
     @model_validator(mode="after")
+    def _reservations_on_the_nodes(self) -> "SandboxSettings":
+        refuse_repeats((r.name for r in self.reservations), "reservation names")
+        names = {n for n, _ in self.nodes}
+        for r in self.reservations:
+            unknown = [n for n in (r.nodes or []) if n not in names]
+            if unknown:
+                raise ValueError(f"reservation {r.name!r} names node(s) {', '.join(unknown)} the sandbox does not have "
+                                 f"(its nodes: {', '.join(sorted(names))})")
+        return self
+
+    @model_validator(mode="after")
     def _single_node_has_one(self) -> "SandboxSettings":
         if self.mode == "single-node" and self.compute_nodes not in (None, 1):
             raise ValueError("single-node mode runs one node on the host; remove compute_nodes or set mode: cluster")
         return self
+
+    def reservation_nodes(self, reservation: SandboxReservation) -> list[str]:
+        return list(reservation.nodes) if reservation.nodes else [self.nodes[-1][0]]
 
     @property
     def is_cluster(self) -> bool:

@@ -16,6 +16,7 @@ from aifw_testing import HubClient, wait_until
 COURSE = "aif-foundations"
 UNUSED_S = 45  # the pre-started sessions stop when unused this long after they are ready
 NON_LEARNERS = ("test-researcher1", "test-trainer1")
+RESERVATION = "test-workshop"  # the test site's event: 2 cores of the last node (tests/conftest.py)
 
 
 def aifw_class(stack, *args: str, token_file: Path | None = None, timeout: float = 150) -> subprocess.CompletedProcess:
@@ -55,13 +56,13 @@ def test_a_class_slurm_cannot_start_at_once_says_how_many_started_and_why_the_ot
 
 @pytest.fixture(scope="module")
 def prestarted(stack):
-    """The course's class started on the cpu partition, to stop when unused for UNUSED_S s; its sessions are
-    stopped at the end."""
+    """The course's class started in the event's reservation, to stop when unused for UNUSED_S s; its sessions
+    are stopped at the end."""
     hub = HubClient(stack)
     learners = stack.learners()
     _no_sessions(stack, hub, [*learners, *NON_LEARNERS])
-    p = aifw_class(stack, "start", COURSE, "--partition", "cpu", "--runtime", "10", "--stop-unused", f"{UNUSED_S}s",
-                   "--wait", "90")
+    p = aifw_class(stack, "start", COURSE, "--partition", "cpu", "--runtime", "10", "--reservation", RESERVATION,
+                   "--stop-unused", f"{UNUSED_S}s", "--wait", "90")
     ready = time.monotonic()
     try:
         yield p, ready
@@ -74,12 +75,13 @@ def test_every_learner_of_the_course_finds_their_lab_running_at_login(prestarted
     learners = stack.learners()
     assert p.returncode == 0, _out(p)
     assert f"{len(learners)} learners: {len(learners)} ready" in p.stdout, _out(p)
-    running = {j["user"]: j for j in stack.squeue() if j["state"] == "RUNNING"}
+    jobs = dict(line.split("|", 1) for line in stack.slurm("squeue", "-h", "-t", "RUNNING", "-o", "%u|%P %v %N").split("\n") if line)
+    last_node = stack.stack.site.sandbox.nodes[-1][0]
     for name in learners:
         server = hub.user_model(name)["servers"][""]
-        assert server["ready"] and server["user_options"]["partition"] == "cpu"
+        assert server["ready"] and server["user_options"]["reservation"] == RESERVATION
         assert server["user_options"]["stop_if_unused_s"] == UNUSED_S
-        assert running[name]["partition"] == "cpu"
+        assert jobs[name] == f"cpu {RESERVATION} {last_node}", jobs
     # The learner logs in and lands in their running lab: the hub sends them there, nothing starts.
     session = hub.login(learners[0])
     t0 = time.monotonic()

@@ -114,3 +114,40 @@ def test_hub_activity_times_are_utc_whether_naive_or_aware():
     assert prestart.epoch(aware.replace(tzinfo=None)) == prestart.epoch(aware) == aware.timestamp()
     assert prestart.epoch(None) is None
     assert "not used within 45 min" in prestart.unused_message("42", 2700)
+
+
+def _sandbox_site(reservations):
+    import yaml
+
+    from aifw.site import SiteError, site_from_dict
+
+    data = yaml.safe_load(example_site_path("sandbox").read_text())
+    data["sandbox"]["reservations"] = reservations
+    return site_from_dict(data), SiteError
+
+
+def test_the_sandbox_demo_makes_a_workshop_reservation_on_the_last_node_once():
+    from aifw.sandbox.reservations import apply_reservations
+
+    site, _ = _sandbox_site([{"name": "workshop", "accounts": ["training-2026"], "cores": 4}])
+    assert "workshop" in site.slurm.reservations  # offered in the form: sessions may ask for it
+    made = []
+
+    class Slurm:
+        def reservation_names_sync(self):
+            return [m[0] for m in made]
+
+        def create_reservation_sync(self, name, **kw):
+            made.append((name, kw))
+
+    said = []
+    assert apply_reservations(site, Slurm(), say=said.append) == 1
+    assert made == [("workshop", {"accounts": ["training-2026"], "nodes": ["node2"], "cores": 4, "days": 365})]
+    assert said == ["reservation workshop: 4 cores of node2 for training-2026, 365 days"]
+    assert apply_reservations(site, Slurm(), say=said.append) == 0  # made once: up again changes nothing
+
+
+def test_a_reservation_on_a_node_the_sandbox_lacks_is_refused_with_its_nodes():
+    site_error = _sandbox_site([])[1]
+    with pytest.raises(site_error, match="reservation 'w' names node.s. node9 the sandbox does not have .its nodes: node1, node2"):
+        _sandbox_site([{"name": "w", "accounts": ["training-2026"], "nodes": ["node9"]}])

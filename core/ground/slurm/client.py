@@ -253,6 +253,25 @@ class SlurmClient:
             raise
         return parse_squeue_jobs(res.stdout)
 
+    def reservation_names_sync(self) -> list[str]:
+        """The names of the reservations slurmctld holds now."""
+        res = self.run_sync("scontrol", ["-o", "show", "reservation"])
+        return [r["ReservationName"] for r in parse_scontrol_records(res.stdout) if r.get("ReservationName")]
+
+    def create_reservation_sync(self, name: str, *, accounts: Sequence[str], nodes: Sequence[str],
+                                cores: int | None = None, days: int = 365) -> None:
+        """A reservation from now on for `days` days, for the jobs of `accounts`, on `nodes`; with `cores`, only
+        that many cores of them (the rest stays free for other jobs)."""
+        if not accounts or not nodes or not 1 <= days <= 3650 or (cores is not None and not 1 <= cores <= 1_000_000):
+            raise ValueError(f"a reservation needs accounts, nodes, 1-3650 days and a positive core count; got "
+                             f"{accounts!r}, {nodes!r}, {days!r}, {cores!r}")
+        args = ["create", "reservation", f"ReservationName={_name(name)}", "StartTime=now",
+                f"Duration={int(days)}-00:00:00", f"Accounts={','.join(_name(a) for a in accounts)}",
+                f"Nodes={','.join(_name(n) for n in nodes)}"]
+        if cores is not None:
+            args.append(f"CoreCnt={int(cores)}")
+        self.run_sync("scontrol", args)
+
     def named_jobs_sync(self, names: Sequence[str]) -> dict[str, list[JobInfo]]:
         """The jobs squeue lists now under each of the job names `names` (sessions are named
         ``aifw-<user>``), in one ``squeue --name``; a name without jobs is left out."""

@@ -22,6 +22,7 @@ from .provisioning import provision_courses
 from .publishing import publish_courses
 from .sandbox_json import load_sandbox_json, write_sandbox_json
 from .projects import apply_projects
+from .reservations import apply_reservations
 from .rest import ensure_jwt_key, start_slurmrestd, stop_slurmrestd
 from .slurm_daemons import slurmd_pids, start_slurm, stop_slurm
 
@@ -72,6 +73,7 @@ def up(stack: Stack) -> bool:
     start_slurm(stack)
     start_slurmrestd(stack)
     apply_projects(stack.site, stack.slurm, say=say)
+    apply_reservations(stack.site, stack.slurm, say=say)
     info = load_sandbox_json(stack)
     users = ensure_demo_users(stack.site, info.get("users", {}))
     token = info.get("api_token") or secrets.token_hex(32)
@@ -99,6 +101,7 @@ def _update_running(stack: Stack) -> bool:
     bring the hub's course groups in line. True when anything changed."""
     changed = _apply_courses(stack)
     changed = apply_projects(stack.site, stack.slurm, say=say) > 0 or changed
+    changed = apply_reservations(stack.site, stack.slurm, say=say) > 0 or changed
     if _read_if_there(stack.site_file) != effective_site_text(stack):
         stack.site_file.write_text(effective_site_text(stack))
         publish_courses(stack)
