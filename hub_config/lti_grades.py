@@ -76,10 +76,11 @@ class AgsEndpoint(_Frozen):
         return (SCOPE_LINEITEM if SCOPE_LINEITEM in self.scopes else SCOPE_LINEITEM_READ, SCOPE_SCORE)
 
 
-def _first_error(err: ValidationError) -> str:
+def first_error(err: ValidationError) -> str:
+    """The first problem of a validation error in words: `where: what`."""
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "the claim"
-    return f"{where}: {first['msg']}"
+    where = ".".join(str(p) for p in first["loc"]) or "the value"
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
 
 
 def ags_of(token: dict[str, Any]) -> tuple[AgsEndpoint | None, str | None]:
@@ -94,7 +95,7 @@ def ags_of(token: dict[str, Any]) -> tuple[AgsEndpoint | None, str | None]:
     try:
         endpoint = AgsEndpoint.model_validate(data)
     except ValidationError as err:
-        return None, f"the Assignment and Grade Services claim is malformed ({_first_error(err)})"
+        return None, f"the Assignment and Grade Services claim is malformed ({first_error(err)})"
     problem = endpoint.problem()
     return (None, problem) if problem else (endpoint, None)
 
@@ -139,7 +140,7 @@ def launch_record(user: str, course: str, token: dict[str, Any]) -> LaunchRecord
             context_id=context.get("id") if isinstance(context, dict) else None,
             resource_link_id=link.get("id") if isinstance(link, dict) else None, ags=ags, no_passback=why)
     except ValidationError as err:
-        raise ValueError(f"the launch cannot be recorded for grades ({_first_error(err)})") from None
+        raise ValueError(f"the launch cannot be recorded for grades ({first_error(err)})") from None
 
 
 # --------------------------------------------------------------------------- the messages to the platform

@@ -6,6 +6,7 @@ Its own process, not the hub's: the key never enters the hub, the service runs a
 needing root, and a slow platform never slows logins. Under the hub's state dir (lti-grades/, mode 0700):
 tool-key.pem (RSA 2048, made on first start, mode 0600, never logged) and grades.sqlite (`lti_grades_store`).
 
+    GET  <prefix>               what is where (the hub checks that it answers)
     GET  <prefix>jwks.json      the tool's public keys, for the platform (no login)
     POST <prefix>api/launches   a launch record, from the hub only (the service's own token, which only the hub
                                 and this service know)
@@ -37,7 +38,7 @@ from tornado import ioloop, web
 
 from .lti_ags import AgsClient, PlatformError, ToolKey
 from .lti_grades import (CONFIG_ENV, LaunchRecord, LearnerResult, PublishReply, PublishRequest, QueuedScore,
-                         ServiceConfig, queue_score, score_body)
+                         ServiceConfig, first_error, queue_score, score_body)
 from .lti_grades_store import GradesStore
 
 log = logging.getLogger("aifw-lti-grades")
@@ -206,9 +207,15 @@ class _Json(web.RequestHandler):
         try:
             return model.model_validate_json(self.request.body)
         except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise web.HTTPError(400, f"{where}: {first['msg']}") from None
+            raise web.HTTPError(400, first_error(err)) from None
+
+
+class InfoHandler(web.RequestHandler):
+    """The service's root (the hub checks it answers at start): what is where."""
+
+    def get(self):
+        self.finish({"service": "aifw-lti-grades", "jwks": self.settings["prefix"] + "jwks.json",
+                     "token_url": self.settings["publisher"].config.token_url})
 
 
 class JwksHandler(web.RequestHandler):
@@ -250,10 +257,11 @@ def make_app(config: ServiceConfig, prefix: str, hub_token: str, hub_auth) -> tu
     store = GradesStore(config.state_dir / DB_FILE)
     publisher = Publisher(config, store, key)
     app = web.Application([
+        (prefix, InfoHandler),
         (prefix + "jwks.json", JwksHandler),
         (prefix + "api/launches", LaunchHandler),
         (prefix + "api/publish", PublishHandler),
-    ], jwks=jwks(key), store=store, publisher=publisher, hub_token=hub_token, hub_auth=hub_auth)
+    ], jwks=jwks(key), store=store, publisher=publisher, hub_token=hub_token, hub_auth=hub_auth, prefix=prefix)
     return app, publisher
 
 

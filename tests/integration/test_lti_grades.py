@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -97,6 +98,10 @@ def test_a_graded_launched_learners_score_reaches_the_platform(world):
     assert (score["userId"], score["scoreGiven"], score["scoreMaximum"], score["activityProgress"],
             score["gradingProgress"], score["_line_item"]) == ("ada", 6.0, 6.0, "Completed", "FullyGraded", item["id"])
     assert platform.tokens and not platform.token_refusals
+    # The tool's key: made by the service under the hub's state dir, private, never in the log.
+    key = hub.home / "state" / "hub" / "lti-grades" / "tool-key.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and b"PRIVATE KEY" in key.read_bytes()
+    assert "PRIVATE KEY" not in hub.log.read_text()
 
 
 def test_publishing_again_changes_nothing_on_the_platform(world):

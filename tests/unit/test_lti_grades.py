@@ -295,6 +295,7 @@ def test_the_service_records_launches_from_the_hub_only_and_publishes_for_allowe
 
         try:
             results = {
+                "info": await call(""),
                 "jwks": await call("jwks.json"),
                 "launch-no-token": await call("api/launches", body=record.model_dump_json()),
                 "launch-wrong-token": await call("api/launches", "good", record.model_dump_json()),
@@ -309,6 +310,7 @@ def test_the_service_records_launches_from_the_hub_only_and_publishes_for_allowe
         return results, publisher.store
 
     results, store = asyncio.run(scenario())
+    assert results["info"][0] == 200 and json.loads(results["info"][1])["jwks"] == prefix + "jwks.json"
     assert results["jwks"][0] == 200 and json.loads(results["jwks"][1])["keys"][0]["kty"] == "RSA"
     assert results["launch-no-token"][0] == 403 and results["launch-wrong-token"][0] == 403
     assert "launches are recorded by the hub only" in results["launch-wrong-token"][1]
