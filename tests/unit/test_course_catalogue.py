@@ -410,6 +410,7 @@ def test_there_is_a_catalogue_with_the_foundations_course():
         "m4-data-parallel",
         "m5-efficient-gpu",
         "m6-trustworthy-ai",
+        "m7-fine-tune-and-serve",
     ]
     for m in course.modules:
         assert m.launch_link().startswith(f"/hub/spawn?partition={m.partition}&gpus={m.gpus}&runtime=")
