@@ -9,6 +9,10 @@ The end of the walltime (the site's `session` section): the job asks Slurm for S
 (``--signal=B:USR2@<end_signal_seconds>``; `exec` makes the server that shell), and exports what the
 session panel's server extension reads: `WARNINGS_ENV` (minutes before the end at which JupyterLab warns,
 largest first, comma-separated) and `END_SIGNAL_ENV` (the signal's lead in seconds).
+
+The job's allocation for jupyter-resource-usage (its memory and CPU display in JupyterLab, and
+``/api/metrics/v1``): ``MEM_LIMIT`` (bytes) and ``CPU_LIMIT`` (CPUs), the job's own ``--mem`` and
+``--cpus-per-task``, not the node's totals.
 """
 from __future__ import annotations
 
@@ -76,7 +80,8 @@ def session_script(request: SessionRequest, environment: Environment, ctx: Scrip
         command=list(ctx.command),
         purpose=PURPOSE,
         exports={WARNINGS_ENV: ",".join(str(m) for m in session.walltime_warnings_minutes),
-                 END_SIGNAL_ENV: str(session.end_signal_seconds)},
+                 END_SIGNAL_ENV: str(session.end_signal_seconds),
+                 "MEM_LIMIT": str(request.memory_gb * 1024 ** 3), "CPU_LIMIT": str(request.cpus)},
         beside=[list(argv) for argv in ctx.beside],
         prologue=environment.prologue,
         prologue_label=environment.name,

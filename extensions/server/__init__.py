@@ -19,6 +19,20 @@ def _jupyter_server_extension_points() -> list[dict]:
     return [{"module": "aifw.extensions.server"}]
 
 
+def _resource_usage_tracks_cpu(serverapp) -> None:
+    """jupyter-resource-usage shows the session's CPU use (against CPU_LIMIT, the job's CPUs, which the batch
+    script exports) only with ``ResourceUseDisplay.track_cpu_percent``; a file in jupyter_server_config.d
+    cannot say it (those files only enable extensions), so it is set here, unless the server's config says
+    otherwise. Extensions load in name order, so this one comes before jupyter_resource_usage reads it; one
+    already loaded is set directly."""
+    section = serverapp.config.ResourceUseDisplay
+    if "track_cpu_percent" not in section:
+        section.track_cpu_percent = True
+        loaded = serverapp.web_app.settings.get("jupyter_resource_usage_display_config")
+        if loaded is not None:
+            loaded.track_cpu_percent = True
+
+
 def _load_jupyter_server_extension(serverapp) -> None:
     from .handlers import handlers
 
@@ -26,6 +40,7 @@ def _load_jupyter_server_extension(serverapp) -> None:
     if reader.job_id:
         # Slurm's signal ahead of the end (the batch script ignores it until now): recorded, never fatal.
         reader.ending.install(serverapp.log)
+    _resource_usage_tracks_cpu(serverapp)
     web_app = serverapp.web_app
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"], reader))
     where = ("in Slurm job " + reader.job_id + f", warnings at {list(reader.plan.warnings_min)} min, SIGUSR2 "

@@ -223,3 +223,27 @@ def test_gpu_hours_so_far():
     assert gpu_hours(0, None, start) == 0.0                    # no GPU: none used
     assert gpu_hours(4, None, start) is None                   # the start not known yet
     assert gpu_hours(1, start, start - timedelta(seconds=5)) == 0.0   # clocks a little apart: never negative
+
+
+def test_resource_usage_gets_the_jobs_allocation_not_the_nodes():
+    site = load_site(None)
+    req = validate_options({"partition": "cpu", "cpus": 3, "memory_gb": 2}, site)
+    env = exported_env(session_script(req, site.environment("default"), CTX))
+    assert (env["MEM_LIMIT"], env["CPU_LIMIT"]) == (str(2 * 1024 ** 3), "3")
+
+
+def test_the_session_panel_turns_on_resource_usages_cpu_tracking_unless_the_config_says_otherwise():
+    from types import SimpleNamespace
+
+    from traitlets.config import Config
+
+    from aifw.extensions.server import _resource_usage_tracks_cpu
+
+    loaded = SimpleNamespace(track_cpu_percent=False)  # jupyter_resource_usage loaded before us
+    app = SimpleNamespace(config=Config(), web_app=SimpleNamespace(settings={"jupyter_resource_usage_display_config": loaded}))
+    _resource_usage_tracks_cpu(app)
+    assert app.config.ResourceUseDisplay.track_cpu_percent is True and loaded.track_cpu_percent is True
+    chosen = SimpleNamespace(config=Config({"ResourceUseDisplay": {"track_cpu_percent": False}}),
+                             web_app=SimpleNamespace(settings={}))
+    _resource_usage_tracks_cpu(chosen)
+    assert chosen.config.ResourceUseDisplay.track_cpu_percent is False

@@ -45,8 +45,9 @@ export class EndOfWalltime {
       return;
     }
     const due = info.warning_due_min;
-    // Keyed by the end time: a changed time limit (EndTime moved) warns again at its own times.
-    const key = `${info.job_id}@${info.end_time}:${due}`;
+    // Keyed by the end time (as an instant: the environment and Slurm write it in other zones): a changed
+    // time limit (EndTime moved) warns again at its own times.
+    const key = `${info.job_id}@${info.end_time ? Date.parse(info.end_time) : 'none'}:${due}`;
     let save = false;
     if (due !== null && due !== undefined && !this._shown.has(key)) {
       this._shown.add(key);
