@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -419,6 +420,23 @@ class LtiHub:
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def platform_for_lti_hub(port: int, *, grades: bool = False) -> Platform:
+    """A started platform that registers the LTI hub (start_lti_hub's ports) as its tool; with `grades`, the
+    tool's JWKS is the hub's grades service's."""
+    hub = f"http://127.0.0.1:{LTI_HUB_PORTS['bind']}"
+    return Platform(port=port, redirect_uris=[f"{hub}/hub/lti13/oauth_callback"],
+                    tool_login_url=f"{hub}/hub/lti13/oauth_login", tool_url=f"{hub}/",
+                    tool_jwks_url=f"{hub}/services/aifw-lti-grades/jwks.json" if grades else None).start()
+
+
+def remove_launched_accounts(prefix: str, group: str) -> None:
+    """Delete the unix accounts launches made (their names start with `prefix`) and their group."""
+    for account in pwd.getpwall():
+        if account.pw_name.startswith(prefix):
+            subprocess.run(["userdel", "--remove", account.pw_name], capture_output=True)
+    subprocess.run(["groupdel", group], capture_output=True)
 
 
 def start_lti_hub(stack_site: Path, home: Path, venv_bin: Path, slurm_conf: str,

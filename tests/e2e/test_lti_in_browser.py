@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import expect
 
 from aifw_testing import wait_until
-from lti_platform import LaunchSpec, Platform, start_lti_hub, stop_lti_hub
+from lti_platform import LaunchSpec, platform_for_lti_hub, start_lti_hub, stop_lti_hub
 
 LEARNER = "test-learner2"
 CONTEXT = "aif-ctx-1"
@@ -22,9 +22,7 @@ NOTEBOOK = f"courses/aif-foundations/{MODULE}/01-dask-on-slurm.ipynb"
 
 @pytest.fixture(scope="module")
 def lti_hub(stack):
-    hub_url = "http://127.0.0.1:18200"
-    platform = Platform(port=18090, redirect_uris=[f"{hub_url}/hub/lti13/oauth_callback"],
-                        tool_login_url=f"{hub_url}/hub/lti13/oauth_login", tool_url=f"{hub_url}/").start()
+    platform = platform_for_lti_hub(18090)
     hook = stack.home / "lti-hook.sh"
     hook.write_text(f"#!/bin/sh\ncat > /dev/null\necho {LEARNER}\n")
     hook.chmod(stat.S_IRWXU)

@@ -7,7 +7,6 @@ The tests share the one grading run and follow one another."""
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import stat
 import subprocess
@@ -19,7 +18,8 @@ import requests
 
 import grading_course as gc
 from aifw_testing import wait_until
-from lti_platform import LaunchSpec, Platform, launch, start_lti_hub, stop_lti_hub
+from lti_platform import (LTI_HUB_PORTS, LaunchSpec, launch, platform_for_lti_hub, remove_launched_accounts,
+                          start_lti_hub, stop_lti_hub)
 
 PREFIX = "tgr-"
 GROUP = "test-aifw-ltigr"
@@ -30,10 +30,8 @@ SERVICE = "/services/aifw-lti-grades/"
 
 @pytest.fixture(scope="module")
 def world(stack):
-    hub_url = "http://127.0.0.1:18200"
-    platform = Platform(port=18091, redirect_uris=[f"{hub_url}/hub/lti13/oauth_callback"],
-                        tool_login_url=f"{hub_url}/hub/lti13/oauth_login", tool_url=f"{hub_url}/",
-                        tool_jwks_url=f"{hub_url}{SERVICE}jwks.json").start()
+    platform = platform_for_lti_hub(18091, grades=True)
+    hub_url = f"http://127.0.0.1:{LTI_HUB_PORTS['bind']}"
     section = platform.site_section([{"context_id": CONTEXT, "course": COURSE}], username_prefix=PREFIX,
                                     account_group=GROUP, grades_retry_minutes=60)
     s = stack.stack
@@ -53,10 +51,7 @@ def world(stack):
         stop_lti_hub(hub)
         platform.stop()
         shutil.rmtree(base, ignore_errors=True)
-        for account in pwd.getpwall():
-            if account.pw_name.startswith(PREFIX):
-                subprocess.run(["userdel", "--remove", account.pw_name], capture_output=True)
-        subprocess.run(["groupdel", GROUP], capture_output=True)
+        remove_launched_accounts(PREFIX, GROUP)
 
 
 def _answers(url: str) -> bool:

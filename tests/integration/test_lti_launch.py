@@ -8,14 +8,14 @@ import dataclasses
 import grp
 import html
 import pwd
-import subprocess
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
 from aifw_testing import HubClient
-from lti_platform import FAULTS, INSTRUCTOR, LaunchSpec, Platform, form_fields, launch, start_lti_hub, stop_lti_hub
+from lti_platform import (FAULTS, INSTRUCTOR, LaunchSpec, form_fields, launch, platform_for_lti_hub,
+                          remove_launched_accounts, start_lti_hub, stop_lti_hub)
 
 PREFIX = "tlti-"
 GROUP = "test-aifw-lti"
@@ -25,9 +25,7 @@ COURSE = "aif-foundations"
 
 @pytest.fixture(scope="module")
 def lti(stack):
-    hub_url = "http://127.0.0.1:18200"
-    platform = Platform(port=18090, redirect_uris=[f"{hub_url}/hub/lti13/oauth_callback"],
-                        tool_login_url=f"{hub_url}/hub/lti13/oauth_login", tool_url=f"{hub_url}/").start()
+    platform = platform_for_lti_hub(18090)
     section = platform.site_section([{"context_id": CONTEXT, "course": COURSE}], username_prefix=PREFIX,
                                     account_group=GROUP, password_logins=True)
     s = stack.stack
@@ -37,10 +35,7 @@ def lti(stack):
     finally:
         stop_lti_hub(hub)
         platform.stop()
-        for account in pwd.getpwall():
-            if account.pw_name.startswith(PREFIX):
-                subprocess.run(["userdel", "--remove", account.pw_name], capture_output=True)
-        subprocess.run(["groupdel", GROUP], capture_output=True)
+        remove_launched_accounts(PREFIX, GROUP)
 
 
 def hub_user(hub, name: str) -> dict | None:
