@@ -199,7 +199,7 @@ class _Json(web.RequestHandler):
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None))[1]
         message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else self._reason
-        self.finish({"error": message})
+        self.finish({"status": status_code, "message": message})  # JupyterHub's own shape of an error
 
     def body_as(self, model):
         if len(self.request.body) > MAX_BODY:

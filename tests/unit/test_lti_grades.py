@@ -327,6 +327,7 @@ def test_the_service_records_launches_from_the_hub_only_and_publishes_for_allowe
     (None, {"AIFW_ADMIN_TOKEN": "t"}, "hub.authenticator is not lti"),
     ({}, {"AIFW_ADMIN_TOKEN": "t"}, "has no token_url"),
     ({"token_url": "https://lms.example.org/token"}, {}, "set AIFW_ADMIN_TOKEN"),
+    ({"token_url": "https://lms.example.org/token"}, {"AIFW_ADMIN_TOKEN": "t"}, "is this an nbgrader course directory"),
 ])
 def test_aifw_lti_publish_says_what_to_fix_before_it_publishes(tmp_path, monkeypatch, lti, env, words):
     from io import StringIO

@@ -15,7 +15,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -39,7 +38,7 @@ class Target:
     course: str
     assignment: str
     course_dir: Path
-    service_url: str  # .../services/aifw-lti-grades/
+    service_url: str  # .../services/aifw-lti-grades
     token: str
 
 
@@ -83,7 +82,7 @@ def target(course: str, assignment: str, site_file: str | None, course_dir: Path
     hub = site.hub.bind_url.rstrip("/")
     return Target(course=course, assignment=assignment,
                   course_dir=(course_dir or site.paths.course_dir(course)).resolve(),
-                  service_url=f"{hub}/services/{SERVICE_NAME}/", token=token)
+                  service_url=f"{hub}/services/{SERVICE_NAME}", token=token)
 
 
 def scores(t: Target) -> dict[str, tuple[float, float]]:
@@ -98,23 +97,19 @@ def scores(t: Target) -> dict[str, tuple[float, float]]:
 
 
 def publish(t: Target) -> PublishReply:
+    """Hand the scores to the grades service (through the hub's proxy) and return what it did."""
+    from aifw.hubapi import HubApi, HubApiError
+
     body = PublishRequest(course=t.course, assignment=t.assignment, scores=scores(t))
-    url = t.service_url + "api/publish"
     try:
-        r = requests.post(url, data=body.model_dump_json(), timeout=(10, TIMEOUT_S), allow_redirects=False,
-                          headers={"Authorization": f"token {t.token}", "Content-Type": "application/json"})
-    except requests.RequestException as err:
-        raise PublishError(f"the grades service did not answer at {url} ({type(err).__name__}): is the hub running "
-                           "with hub.authenticator: lti?") from None
-    if r.status_code != 200:
-        try:
-            why = r.json().get("error") or r.text
-        except ValueError:
-            why = " ".join(r.text.split())[:300]
-        hint = " (the token is not a hub admin's or the scripts' admin token)" if r.status_code == 403 else ""
-        raise PublishError(f"the grades service refused the publish: HTTP {r.status_code}: {why}{hint}")
+        answer = HubApi(t.service_url, t.token, timeout_s=TIMEOUT_S).call("POST", "/api/publish",
+                                                                          body.model_dump(mode="json"))
+    except HubApiError as err:
+        hint = {0: " Is the hub running, with hub.authenticator: lti?",
+                403: " The token must be a hub admin's or the scripts' admin token."}.get(err.status, "")
+        raise PublishError(f"the grades service did not publish: {err}.{hint}") from None
     try:
-        return PublishReply.model_validate_json(r.content)
+        return PublishReply.model_validate(answer)
     except ValueError as err:
         raise PublishError(f"the grades service's answer is not a publish reply ({err})") from None
 
