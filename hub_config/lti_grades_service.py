@@ -115,7 +115,7 @@ class Publisher:
             pending = self.store.pending(MAX_ROWS, request.course, request.assignment)
             errors = self._send(pending, request.label)
             for row in pending:
-                error = errors.get(row.user)
+                error = errors.get(_key(row))
                 results[row.user] = LearnerResult(
                     user=row.user, outcome="sent" if error is None else "queued", score=row.score,
                     maximum=row.maximum, detail="" if error is None else
@@ -134,15 +134,18 @@ class Publisher:
             if pending:
                 errors = self._send(pending, None)
                 log.info("retry: %d sent, %d still queued", len(pending) - len(errors), len(errors))
+        except Exception:  # in a worker thread: said in the log, tried again at the next interval
+            log.exception("retry failed")
         finally:
             self.lock.release()
 
-    def _send(self, rows: list[QueuedScore], label: str | None) -> dict[str, str]:
-        """Send `rows`; returns user -> why not, for the rows still pending (their error and attempts kept)."""
-        errors: dict[str, str] = {}
+    def _send(self, rows: list[QueuedScore], label: str | None) -> dict[tuple[str, str, str], str]:
+        """Send `rows`; returns (course, assignment, user) -> why not, for the rows still pending (their error
+        and attempts kept)."""
+        errors: dict[tuple[str, str, str], str] = {}
 
         def fail(row: QueuedScore, why: str) -> None:
-            errors[row.user] = why
+            errors[_key(row)] = why
             self.store.put(row.model_copy(update={"attempts": row.attempts + 1, "last_error": why}))
 
         if self.client is None:
@@ -186,6 +189,10 @@ class Publisher:
                 self.store.put(row.model_copy(update={"state": "sent", "attempts": row.attempts + 1,
                                                       "last_error": None}))
         return errors
+
+
+def _key(row: QueuedScore) -> tuple[str, str, str]:
+    return row.course, row.assignment, row.user
 
 
 # --------------------------------------------------------------------------- HTTP
