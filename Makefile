@@ -41,7 +41,7 @@ test-unit: install-test
 # Benchmarks print their tables (headline last) and write JSON; they are not tests. Each of BENCHMARKS takes
 # --home (a running stack's prefix) and --json; grade_parallel takes the stack's site file. The stack: the
 # sandbox when its hub answers on 127.0.0.1:8000, else the test stack (BENCH_HOME= to choose).
-BENCHMARKS ?= spawn_overhead server_startup pending_spawns class_burst
+BENCHMARKS ?= spawn_overhead server_startup pending_spawns class_burst class_prestart
 BENCH_HOME ?=
 BENCH_OUT ?= out/bench
 BENCH_GRADE_ARGS ?=

@@ -21,8 +21,7 @@ from typing import Sequence
 
 from aifw.names import UNIX_USER, matches
 from aifw.site import Environment, SessionSettings
-from aifw.slurm import BatchJob, BatchScript, UnsafeValue, build_batch_script
-from aifw.slurm.script import EndSignal
+from aifw.slurm import BatchJob, BatchScript, EndSignal, UnsafeValue, build_batch_script
 
 from .request import SessionRequest
 

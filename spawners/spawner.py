@@ -464,7 +464,8 @@ class AIFSlurmSpawner(SlurmSpawner):
         env = site.environment(req.environment)
         assert env is not None  # validated
         script = session_script(
-            req, env, ScriptContext(self.user.name, self._home(), self.session_command(), beside=self.session_setup())
+            req, env, ScriptContext(self.user.name, self._home(), self.session_command(), beside=self.session_setup()),
+            site.session,
         )
         try:
             self.job_id = await self.slurm.submit(script, user=self.user.name, env=self.get_env())

@@ -59,7 +59,7 @@ from .parse import (
     partitions_from_nodes,
     tasks_per_node,
 )
-from .script import BatchJob, BatchScript, UnsafeValue, build_batch_script
+from .script import END_SIGNALS, BatchJob, BatchScript, EndSignal, UnsafeValue, build_batch_script
 from .usage import (
     USAGE_FIELDS,
     AccountingUnavailable,
@@ -73,7 +73,7 @@ from .usage import (
 
 __all__ = [
     "ProjectBudget", "UserAssociations", "format_hours", "parse_assoc_mgr_budgets", "parse_assoc_mgr_user", "parse_tres_usage",
-    "BatchJob", "BatchScript", "CommandResult", "JOB_IDS_FORMAT", "JobInfo", "NODE_FORMAT", "NODE_USABLE_STATES", "NodeInfo",
+    "BatchJob", "BatchScript", "CommandResult", "END_SIGNALS", "EndSignal", "JOB_IDS_FORMAT", "JobInfo", "NODE_FORMAT", "NODE_USABLE_STATES", "NodeInfo",
     "PENDING_STATES", "PartitionInfo", "RUNNING_STATES", "SQUEUE_JOB_FORMAT", "SlurmClient", "SlurmError",
     "SlurmNotInstalled", "SlurmRejected", "SlurmTimedOut", "SlurmUnavailable", "UnsafeValue", "build_batch_script",
     "first_node", "format_slurm_minutes", "tasks_per_node", "node_state_base", "node_takes_jobs", "parse_gpus_in_use",
