@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_check = sub.add_parser(
         "check",
         help="prove every module through nbgrader: release leaks nothing, solution full marks, blank 0, "
-        "each planted wrong answer loses exactly its test",
+        "each planted wrong answer loses exactly its test, no cheating submission earns more than 10%",
     )
     p_check.add_argument("course", nargs="?", help="course id (default: every course)")
     p_check.add_argument("--module", "-m", action="append", default=None, help="only this module (repeatable)")
@@ -186,11 +186,22 @@ def _find(targets, proof):
     raise KeyError(proof.module)
 
 
+def _cheats(proof) -> str:
+    """The cheat checks of a module in one cell: how many earn at most 10%, and each one that earns more."""
+    cheats = [c for c in proof.checks if c.check.startswith("cheat:")]
+    if not cheats:
+        return "-"
+    bad = [c for c in cheats if not c.ok]
+    if not bad:
+        return f"[green]{len(cheats)}/{len(cheats)} earn ≤ 10%[/green]"
+    return "[red]" + ", ".join(f"{c.check[len('cheat:'):]} {c.got}" for c in bad) + "[/red]"
+
+
 def _summary(console: Console, proofs, elapsed: float) -> None:
     from .proof import COURSE_FILES
 
     table = Table(title="Grading proof")
-    for col in ("Module", "Checks", "Release", "Solution", "Blank", "Wrong answers", "Time", "Result"):
+    for col in ("Module", "Checks", "Release", "Solution", "Blank", "Wrong answers", "Cheats", "Time", "Result"):
         table.add_column(col)
 
     def cell(p, name):
@@ -210,6 +221,7 @@ def _summary(console: Console, proofs, elapsed: float) -> None:
             cell(p, "solution"),
             cell(p, "blank"),
             ("[green]" if not bad else "[red]") + wa + ("[/green]" if not bad else "[/red]"),
+            _cheats(p),
             f"{p.seconds:.0f} s",
             "[green]ok[/green]" if p.ok else "[red]FAILED[/red]",
         )

@@ -197,3 +197,21 @@ def read_results(root: Path, module_id: str, student: str, notebook: str, source
         score, max_score = scores.get(gid, (None, 0.0)) if gid else (None, 0.0)
         out.append(CellResult(gid, i, kind, score, max_score, _cell_errors(cell)))
     return out, graded_path.exists()
+
+
+# --------------------------------------------------------------------------- running a notebook as a learner
+def run_notebook(nb: dict, cwd: Path, *, cell_timeout: int = 60, kill_kernel: bool = True) -> dict:
+    """Run a notebook the way a learner's session does (no nbgrader: a release has no hidden test), in
+    the folder `cwd`, every cell under `cell_timeout` seconds; a cell that raises does not stop the
+    rest. Returns the executed notebook (its outputs)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    node = nbformat.reads(json.dumps(nb), as_version=4)
+    kernel = ((nb.get("metadata") or {}).get("kernelspec") or {}).get("name") or "python3"
+    client = NotebookClient(node, timeout=int(cell_timeout), kernel_name=kernel, allow_errors=True,
+                            interrupt_on_timeout=True, startup_timeout=120,
+                            shutdown_kernel="immediate" if kill_kernel else "graceful",
+                            resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return json.loads(nbformat.writes(node))

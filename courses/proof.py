@@ -13,7 +13,14 @@ as the ``nbgrader`` command line, without its import cost per call):
 4. ``blank`` - the untouched release autogrades to 0 points, without crashing or hanging (every cell
    runs under a timeout);
 5. ``wrong:<test grade_id>`` - for each planted wrong answer: that test cell scores 0 and every other
-   autograded test cell of the module keeps full marks.
+   autograded test cell of the module keeps full marks;
+6. ``cheat:<kind>`` - for each way of passing tests without solving (always-equal objects, patched
+   comparisons, outputs hard-coded to what the learner can see; :mod:`aifw.courses.submissions`): the
+   cheating student, all of the module's notebooks at once, earns at most 10% of the module's autograded
+   points. The hard-coded cheat learns its literals from a *probe*: the solution run on the release, as a
+   learner would run it (no hidden test), with every call of an answer's functions recorded. Each cheat
+   is one more student with all of the module's notebooks; ``ProofOptions(cheats=False)`` leaves them out
+   (and the probe), for a quick proof of the other checks.
 
 What belongs to no module is checked once per course by :func:`prove_course_files` (a section of
 wrong_answers.yaml for a module that course.yaml does not list); ``aifw courses check`` reports it as a
@@ -64,10 +71,19 @@ from .nbgrader_tools import (
     nbgrader_api,
     read_results,
     read_scores,
+    run_notebook,
     scan_release,
     stderr_to,
 )
-from .submissions import BLANK_STUDENT, SOLUTION_STUDENT, build_submissions
+from .submissions import (
+    BLANK_STUDENT,
+    CHEAT_KINDS,
+    CHEAT_LIMIT,
+    SOLUTION_STUDENT,
+    Recording,
+    build_submissions,
+    probe_notebook,
+)
 
 
 # --------------------------------------------------------------------------- results
@@ -114,6 +130,7 @@ class ProofOptions:
     dask_backend: str | None = "local"  # AIFW_DASK_BACKEND for the notebooks; None = inherit
     single_threaded: bool = True  # OMP/MKL threads = 1 in the kernels (parallel proofs share the CPUs)
     only_wrong: tuple[str, ...] | None = None  # plant only these test cells' wrong answers (quick iteration)
+    cheats: bool = True  # try the cheating students (and run the probe they need); False: skip ``cheat:*``
 
 
 ProgressFn = Callable[[str, str], None]  # (module key, what just finished)
@@ -123,11 +140,13 @@ def module_key(course_id: str, module_id: str) -> str:
     return f"{course_id}/{module_id}"
 
 
-def planned_steps(course: Course, module_id: str, only_wrong: Iterable[str] | None = None) -> int:
-    """Progress units of a module: 1 (release) + one per submission."""
+def planned_steps(course: Course, module_id: str, only_wrong: Iterable[str] | None = None,
+                  cheats: bool = True) -> int:
+    """Progress units of a module: 1 (release) + one per submission (+ 1 for the cheats' probe)."""
     entries = course.wrong_answers.get(module_id, {}) if _safe_wrong(course) else {}
     wanted = set(only_wrong) if only_wrong is not None else None
-    return 3 + sum(1 for v in entries.values() for t in v if wanted is None or t in wanted)
+    extra = 1 + len(CHEAT_KINDS) if cheats else 0
+    return 3 + extra + sum(1 for v in entries.values() for t in v if wanted is None or t in wanted)
 
 
 def _safe_wrong(course: Course) -> bool:
@@ -260,8 +279,14 @@ def _prove_in(root: Path, course: Course, module_id: str, options: ProofOptions,
     if absent:
         return
 
+    # ---- the probe: the solution run on the release, recording what the learner can see
+    recordings, probe_failed = None, {}
+    if options.cheats:
+        recordings, probe_failed = _probe(root, module_id, module.notebooks, sources, release_dir, options)
+        step("probe")
+
     # ---- submissions, graded one after another in this course directory
-    subs = build_submissions(course, module_id, release_dir, options.only_wrong)
+    subs = build_submissions(course, module_id, release_dir, options.only_wrong, recordings)
     crashed: dict[str, str] = {}
     for sub in subs:
         folder = root / "submitted" / sub.student / module_id
@@ -326,6 +351,10 @@ def _prove_in(root: Path, course: Course, module_id: str, options: ProofOptions,
         "\n".join(msg),
     )
 
+    # ---- each cheat earns at most CHEAT_LIMIT of the points
+    for outcome in cheat_checks(subs, results, crashed, probe_failed, max_points):
+        add(*outcome)
+
     # ---- each planted wrong answer loses exactly its test cell
     sol_by_nb = {n: {c.grade_id: c for c in cs if c.kind == "test"} for n, cs in sol.items()}
     for sub in subs:
@@ -366,6 +395,95 @@ def _prove_in(root: Path, course: Course, module_id: str, options: ProofOptions,
             got,
             f"{nb_name}: " + "\n".join(msg),
         )
+
+
+def _probe(root: Path, module_id: str, notebooks, sources: dict, release_dir: Path,
+           options: ProofOptions) -> tuple[dict[str, Recording], dict[str, str]]:
+    """Run each notebook's probe (:func:`aifw.courses.submissions.probe_notebook`) in a copy of the
+    release, as a learner's session would (NBGRADER_EXECUTION set, so no widget waits). Returns the
+    recordings, and for each notebook whose probe did not finish, why (the hard-coded cheat of that
+    notebook then knows nothing, and its check says so)."""
+    folder = root / "probe" / module_id
+    shutil.copytree(release_dir, folder)
+    out: dict[str, Recording] = {}
+    failed: dict[str, str] = {}
+    with environment({"NBGRADER_EXECUTION": "autograde"}):
+        for name in notebooks:
+            target = folder / f"{Path(name).stem}.recording.json"
+            nb = probe_notebook(sources[name], nbcells.read_notebook(release_dir / name), str(target))
+            try:
+                run_notebook(nb, (folder / name).parent, cell_timeout=options.cell_timeout,
+                             kill_kernel=options.dask_backend == "local")
+                out[name] = Recording.from_json(json.loads(target.read_text(encoding="utf-8")))
+            except Exception as err:  # reported by the hard-coded cheat's check
+                out[name] = Recording({}, {})
+                failed[name] = f"{type(err).__name__}: {err}"[:500]
+    return out, failed
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+def cheat_checks(subs, results: dict[str, dict[str, list[CellResult]]], crashed: dict[str, str],
+                 probe_failed: dict[str, str], max_points: float) -> list[tuple[str, bool, str, str, str]]:
+    """``cheat:<kind>`` as (check, ok, expected, got, message), one per cheating student of `subs`:
+    it earns at most CHEAT_LIMIT of the module's `max_points` (`results`: student -> notebook -> its
+    graded cells; `crashed`: student -> autograde's log; the hard-coded cheat also needs every
+    notebook's probe to have run, `probe_failed`: notebook -> why not). Pure."""
+    out = []
+    for sub in subs:
+        if sub.cheat is None:
+            continue
+        fooled = [(nb, c) for nb, cs in results[sub.student].items() for c in cs
+                  if c.kind == "test" and (c.score or 0) > 0]
+        earned = sum(c.score or 0 for _, c in fooled)
+        blind = probe_failed if sub.cheat == "hard-coded" else {}
+        ok = sub.student not in crashed and not blind and earned <= CHEAT_LIMIT * max_points
+        msg = []
+        if sub.student in crashed:
+            msg.append("autograde failed:\n" + crashed[sub.student])
+        msg += [f"the probe of {nb} (the solution run on the release, to learn what the learner sees) "
+                f"did not finish, so this cheat could not be tried there: {why}" for nb, why in blind.items()]
+        if earned > CHEAT_LIMIT * max_points:
+            msg.append(
+                f"{sub.student} ({CHEAT_WHAT[sub.cheat]}) earns {earned:g} of {max_points:g} autograded points "
+                f"({_pct(earned, max_points)}; at most {CHEAT_LIMIT:.0%} allowed). It passes:"
+            )
+            by_nb: dict[str, list[str]] = {}
+            for nb, c in fooled:
+                by_nb.setdefault(nb, []).append(f"{_cell_label(c)} ({_fmt_score(c.score)}/{c.max_score:g})")
+            msg += [f"  {nb}: {', '.join(cells_)}" for nb, cells_ in by_nb.items()]
+            msg.append(CHEAT_FIX[sub.cheat])
+        out.append((
+            f"cheat:{sub.cheat}",
+            ok,
+            f"at most {CHEAT_LIMIT:.0%} of {max_points:g} autograded points",
+            f"{earned:g}/{max_points:g} ({_pct(earned, max_points)})" + (", crashed" if sub.student in crashed else "")
+            + (f", {len(blind)} probe(s) failed" if blind else ""),
+            "\n".join(msg),
+        ))
+    return out
+
+
+#: What each cheat does, and what makes a test cell resist it, in a course author's words.
+CHEAT_WHAT = {
+    "always-equal": "every answer is an object equal to anything, every function returns it",
+    "patched": "numpy/math/torch comparisons, isinstance and the instant checks patched to always pass; "
+               "every answer None",
+    "hard-coded": "every answer the literal the solution gave for the inputs the learner can see",
+}
+CHEAT_FIX = {
+    "always-equal": "In those cells, check the type exactly before comparing (`assert type(x) is float`, "
+                    "`type(t) is torch.Tensor and t.dtype == torch.float32 and tuple(t.shape) == (3,)`), "
+                    "and compare values with plain arithmetic (`abs(x - 0.25) < 1e-6`), not with == alone.",
+    "patched": "In those cells, do not rely on numpy.allclose, math.isclose, torch.allclose/equal or "
+               "isinstance alone: check `type(x) is ...` and compare with plain Python arithmetic (or the "
+               "strict helpers of aifw.extensions.kernel.checks, which refuse patched functions).",
+    "hard-coded": "In those cells, add hidden asserts on fresh inputs the learner never sees (call the "
+                  "learner's functions with new arguments), so that an answer typed in from the visible "
+                  "checks fails them.",
+}
 
 
 # --------------------------------------------------------------------------- many modules, in parallel
@@ -418,7 +536,7 @@ def prove(
         return out
 
     # biggest first, so that the last module to finish is a short one
-    order = sorted(range(len(targets)), key=lambda i: -planned_steps(*targets[i], options.only_wrong))
+    order = sorted(range(len(targets)), key=lambda i: -planned_steps(*targets[i], options.only_wrong, options.cheats))
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     results: dict[int, ModuleProof] = {}

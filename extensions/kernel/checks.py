@@ -23,16 +23,64 @@ prints nothing on stderr (nbgrader counts any stderr output in a test cell as a 
 
 ``check_all()`` re-runs every visible check defined so far in this kernel and shows a ✓/✗ summary - a
 one-line way to see where you stand.
+
+Checks that cannot be fooled by patching: when this module is imported (by a notebook's first cell,
+before any answer runs), it keeps the builtins and the comparison functions of ``math``, ``numpy`` and
+``torch`` (those imported by then; the others at the first check) that tests rely on. A check refuses to
+pass while any of them has been replaced in the kernel (:func:`tampered` names them), and says how to
+get the originals back. The hidden tests of a course compare with ``type(x) is ...`` and plain
+arithmetic, which no patch reaches.
 """
 from __future__ import annotations
 
+import builtins  # noqa: F401 - imported so that its guarded functions are kept at once
 import html
+import math  # noqa: F401 - likewise
 import os
+import sys
 import traceback
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["CheckFailed", "CheckResult", "Check", "check", "check_all", "registered_checks"]
+__all__ = ["CheckFailed", "CheckResult", "Check", "check", "check_all", "registered_checks", "tampered"]
+
+#: The functions tests compare with, by module: kept as they are at import (or at the first check, for a
+#: module imported later) so that a replacement can be told.
+GUARDED = {
+    "builtins": ("isinstance", "issubclass", "type", "len", "abs", "float", "int", "round", "sum", "min",
+                 "max", "all", "any", "repr", "str"),
+    "math": ("isclose",),
+    "numpy": ("allclose", "isclose", "array_equal", "array_equiv"),
+    "numpy.testing": ("assert_allclose", "assert_array_equal", "assert_almost_equal", "assert_equal"),
+    "torch": ("allclose", "equal", "isclose"),
+    "torch.testing": ("assert_close",),
+}
+_ORIGINALS: dict[tuple[str, str], object] = {}
+
+
+def _keep_originals() -> None:
+    for module_name, names in GUARDED.items():
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        for name in names:
+            if hasattr(module, name):
+                _ORIGINALS.setdefault((module_name, name), getattr(module, name))
+
+
+_keep_originals()
+
+
+def tampered() -> list[str]:
+    """The guarded functions (``numpy.allclose``, ``builtins.isinstance``, ...) that have been replaced in
+    this kernel since this module was imported; [] when none."""
+    _keep_originals()
+    out = []
+    for (module_name, name), original in _ORIGINALS.items():
+        module = sys.modules.get(module_name)
+        if module is not None and getattr(module, name, original) is not original:
+            out.append(f"{module_name}.{name}" if module_name != "builtins" else name)
+    return out
 
 #: Set by nbgrader while it validates or autogrades a notebook: no widgets then.
 NBGRADER_EXECUTION_ENV = "NBGRADER_EXECUTION"
@@ -99,6 +147,16 @@ class Check:
 
     def run(self) -> CheckResult:
         """Run the visible tests; never raises for a failing test."""
+        replaced = tampered()
+        if replaced:
+            self.last = CheckResult(
+                self.title, False,
+                f"{', '.join(replaced)} {'was' if len(replaced) == 1 else 'were'} replaced in this kernel, so the "
+                "checks cannot trust their comparisons - restart the kernel and run the notebook from the top, "
+                "without assigning to library functions",
+                self.hint,
+            )
+            return self.last
         try:
             self.fn()
         except Exception as err:  # a learner's bug can raise anything

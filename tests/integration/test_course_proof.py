@@ -1,7 +1,8 @@
 """The grading proof, through nbgrader itself, of every module of every shipped course - and of a broken one.
 
 For each module: the release leaks nothing, the instructor's solution autogrades to full marks, the blank
-release to 0 without hanging, and every planted wrong answer loses exactly its own test cell. The whole
+release to 0 without hanging, every planted wrong answer loses exactly its own test cell, and no cheating
+submission (always-equal objects, patched comparisons, hard-coded outputs) earns more than 10% of the points. The whole
 catalogue is proved once per session, modules in parallel (about 4 minutes of 2 cores), in the background at
 idle priority while the other tests run (tests/proof_in_background.py); each module is then its own test,
 run last. No Slurm is needed: the notebooks' Dask clusters are local here.
@@ -19,6 +20,7 @@ from aifw.commands import main as aifw_main
 from aifw.courses import cells as nbcells
 from aifw.courses.catalogue import load_catalogue
 from aifw.courses.proof import ProofOptions
+from aifw.courses.submissions import CHEAT_KINDS, CHEAT_LIMIT
 
 import proof_in_background
 
@@ -45,6 +47,15 @@ def test_every_check_of_the_module_passes(course_proofs, key):
     assert proof.ok, f"{key} fails its grading proof:\n{_report(proof)}"
 
 
+@pytest.mark.parametrize("key", IDS)
+def test_no_cheat_earns_more_than_a_tenth_of_the_points(course_proofs, key):
+    cheats = [c for c in course_proofs[key].checks if c.check.startswith("cheat:")]
+    assert len(cheats) == len(CHEAT_KINDS)
+    for c in cheats:
+        earned, full = (float(x) for x in c.got.split(" ")[0].split("/"))
+        assert full > 0 and earned <= CHEAT_LIMIT * full, f"{key} {c.check}: {c.got}\n{c.message}"
+
+
 @pytest.mark.parametrize(("course", "module_id"), SHIPPED, ids=IDS)
 def test_every_test_cell_was_proved_by_its_own_wrong_answer(course_proofs, course, module_id):
     proof = course_proofs[f"{course.id}/{module_id}"]
@@ -56,6 +67,7 @@ def test_every_test_cell_was_proved_by_its_own_wrong_answer(course_proofs, cours
     }
     checks = {c.check for c in proof.checks}
     assert {"consistency", "release", "solution", "blank"} <= checks
+    assert {c for c in checks if c.startswith("cheat:")} == {f"cheat:{k}" for k in CHEAT_KINDS}
     assert {c[len("wrong:"):] for c in checks if c.startswith("wrong:")} == tests
     solution = next(c for c in proof.checks if c.check == "solution")
     got, full = solution.got.split(",")[0].split("/")
@@ -160,6 +172,20 @@ def test_a_broken_course_is_reported_with_what_to_fix(tmp_path, capsys):
     assert "also fails ex2-a" in checks["wrong:ex1-a"]["message"]
     assert checks["wrong:ex1-b"]["ok"], checks["wrong:ex1-b"]
 
+    # every cheat scores on this course (ex3-free gives anyone its point: 1 of 4 is over 10%), and the
+    # failure names the cheat, the notebook and the cells it fooled
+    for kind in CHEAT_KINDS:
+        assert not checks[f"cheat:{kind}"]["ok"], checks[f"cheat:{kind}"]
+    always = checks["cheat:always-equal"]
+    assert always["got"] == "4/4 (100%)"
+    assert "cheat-always-equal (every answer is an object equal to anything" in always["message"]
+    assert "01-broken.ipynb: ex1-a (1/1), ex1-b (1/1), ex2-a (1/1), ex3-free (1/1)" in always["message"]
+    assert checks["cheat:patched"]["got"] == "1/4 (25%)" and "ex3-free (1/1)" in checks["cheat:patched"]["message"]
+    # copied outputs pass the cells without hidden tests on fresh inputs, not ex1-a
+    hard = checks["cheat:hard-coded"]
+    assert hard["got"] == "3/4 (75%)" and "ex1-b (1/1), ex2-a (1/1), ex3-free (1/1)" in hard["message"]
+    assert "cheat:always-equal" in printed and "fresh inputs" in printed
+
     # the summary says so, with the fixes
     assert "check(s) failed" in printed and "strengthen ex2-a's tests" in printed
 
@@ -170,7 +196,8 @@ def test_a_broken_course_is_reported_with_what_to_fix(tmp_path, capsys):
 def test_the_dask_exercises_grade_the_same_with_slurm_workers(slurm, tmp_path):
     """m3's cluster-dependent exercise, graded with Dask workers that are Slurm jobs: the solution gets full
     marks, the blank release 0, and one planted wrong answer of the cluster exercise loses its points, as in
-    the local proof (which proves every wrong answer). One, not all three: each costs a Slurm Dask cluster."""
+    the local proof (which proves every wrong answer and every cheat). One, not all three, and no cheat: each
+    costs a Slurm Dask cluster."""
     from aifw.courses.catalogue import find_course
     from aifw.courses.proof import prove_module
 
@@ -180,7 +207,8 @@ def test_the_dask_exercises_grade_the_same_with_slurm_workers(slurm, tmp_path):
     assert len(cluster_wrongs) == 3
     on_cluster = tuple(cluster_wrongs[:1])
     proof = prove_module(course.root, module_id,
-                         ProofOptions(dask_backend="slurm", only_wrong=on_cluster, keep=True, workdir=str(tmp_path)))
+                         ProofOptions(dask_backend="slurm", only_wrong=on_cluster, cheats=False, keep=True,
+                                      workdir=str(tmp_path)))
     assert proof.ok, _report(proof)
     assert {c.check for c in proof.checks} == {"consistency", "release", "solution", "blank",
                                                 *(f"wrong:{t}" for t in on_cluster)}
