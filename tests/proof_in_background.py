@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,8 +27,19 @@ def start() -> None:
     folder = Path(tempfile.mkdtemp(prefix="aifw-proof-"))
     _out = folder / "proofs.pickle"
     log = open(folder / "proof.log", "wb")
+    # its own session: the proof's worker processes and their kernels are killed with it (_kill)
     _proc = subprocess.Popen([sys.executable, __file__, str(_out)], stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL)
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _kill() -> None:
+    """Kill the background proof with every process it started (workers, kernels), then reap it."""
+    assert _proc is not None
+    try:
+        os.killpg(_proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _proc.wait()
 
 
 def result(timeout_s: float) -> list:
@@ -36,7 +48,7 @@ def result(timeout_s: float) -> list:
     try:
         rc = _proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _proc.kill()
+        _kill()
         raise AssertionError(f"the course proof did not finish within {timeout_s:.0f} s; log: {_out.parent / 'proof.log'}")
     if rc != 0 or not _out.exists():
         tail = (_out.parent / "proof.log").read_text(errors="replace")[-4000:]
@@ -45,10 +57,10 @@ def result(timeout_s: float) -> list:
 
 
 def stop() -> None:
-    """At the end of the session: a run that is still going (the suite was interrupted) is killed."""
+    """At the end of the session: a run that is still going (the suite was interrupted, or its tests were
+    deselected) is killed, with its workers and kernels."""
     if _proc is not None and _proc.poll() is None:
-        _proc.kill()
-        _proc.wait()
+        _kill()
 
 
 def _main(out: str) -> int:
