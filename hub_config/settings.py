@@ -14,6 +14,8 @@ from aifw.site import Site
 
 from .lti_grades import grades_service
 
+#: The hub's page templates (home, spawn), installed with the package.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 ADMIN_SERVICE = "aifw-admin"
 ADMIN_SCOPES = ["admin:users", "admin:servers", "admin:groups", "read:hub", "tokens", "list:users", "access:servers"]
 
@@ -60,6 +62,9 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
         "spawner_class": "aifw-slurm",
         "authenticator_class": AUTHENTICATORS[hub.authenticator][0],
         "last_activity_interval": 60,
+        # Our pages (a card per session, the spawn page titled for the site) extend JupyterHub's own templates.
+        "template_paths": [str(TEMPLATES)],
+        "template_vars": {"aifw_site_name": site.name},
     }
     if hub.hub_connect_ip:
         jh["hub_connect_ip"] = hub.hub_connect_ip

@@ -42,6 +42,7 @@ from aifw.site import Site
 from aifw.slurm import JobInfo, PartitionInfo, SlurmClient, SlurmError, SlurmRejected, SlurmUnavailable
 
 from . import callback, job_watch, prestart
+from .cards import SessionCard, session_card
 from .batch_script import ScriptContext, log_path, session_script
 from .form import PREFILL_KEYS, render_form
 from .queue import describe_job, explain_end, faster_option
@@ -676,6 +677,14 @@ class AIFSlurmSpawner(SlurmSpawner):
             if info is not None and info.is_finished:
                 return
         self.log.warning("Job %s of %s is still in the queue after scancel", job_id, self._log_name)
+
+    def session_card(self) -> SessionCard:
+        """This server as the hub's home page shows it (hub_config/templates/home.html): from what the spawner
+        already knows; nothing is asked of Slurm while the page renders."""
+        return session_card(self.name, active=self.active, ready=self.ready, pending=self.pending,
+                            request=self.request, last_request=self.last_request, info=self._last_info,
+                            job_id=self.job_id or "", node=self._where() if self.job_node else "",
+                            ready_at=self.ready_at, last_end=self.last_end)
 
     async def progress(self):
         sent = 0

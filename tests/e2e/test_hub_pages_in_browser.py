@@ -1,0 +1,76 @@
+"""The hub's own pages in a real browser, on the real hub and Slurm: the spawn page is titled for the site, the
+home page shows a card per session (partition, node, a walltime counting down, Open and Stop) and, once it is
+stopped, "start again with my last settings"; each page is photographed in light and dark mode and at phone
+width (AIFW_SCREENSHOTS, default /tmp/aifw-screenshots), so that a person can look at them."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from aifw_testing import wait_until
+
+SHOTS = Path(os.environ.get("AIFW_SCREENSHOTS", "/tmp/aifw-screenshots"))
+PHONE = {"width": 390, "height": 844}
+
+
+def _shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.wait_for_function(f"document.documentElement.getAttribute('data-bs-theme') === '{scheme}'")
+        page.screenshot(path=str(SHOTS / f"{name}-{scheme}.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    # At phone width nothing is wider than the screen (no sideways scrolling).
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), name
+    page.screenshot(path=str(SHOTS / f"{name}-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.emulate_media(color_scheme="light")
+    print(f"screenshots: {SHOTS}/{name}-{{light,dark,phone}}.png")
+
+
+def test_the_hub_pages_show_each_session_and_work_in_light_dark_and_at_phone_width(stack, hub, page):
+    name = stack.learners()[1]
+    hub.stop(name)
+    page.goto(f"{stack.hub_url}/hub/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", stack.users[name])
+    page.click("input[type=submit], button[type=submit]")
+    page.wait_for_load_state()
+
+    page.goto(f"{stack.hub_url}/hub/spawn")
+    assert page.locator("h1").first.inner_text() == f"Start a session on {stack.stack.site.name}"
+    assert page.title().startswith("Start a session")
+    _shoot(page, "spawn")
+
+    r = hub.start(name, {"partition": "debug", "runtime_minutes": 20})
+    assert r.status_code in (201, 202), r.text
+    hub.wait_ready(name)
+    [job] = stack.squeue(name)
+    page.goto(f"{stack.hub_url}/hub/home")
+    card = page.locator(".aifw-session[data-state=running]")
+    assert card.count() == 1
+    assert card.locator(".aifw-partition").inner_text() == "debug"
+    assert card.locator(".aifw-node").inner_text().startswith("node")
+    assert f"job {job['id']}" in card.inner_text()
+    left = card.locator(".aifw-walltime")
+    first = left.inner_text()
+    assert re.fullmatch(r"0:(19|20):\d\d", first), first
+    assert wait_until(lambda: left.inner_text() != first, timeout=5, interval=0.3)  # it counts down
+    assert card.locator("a.aifw-open").get_attribute("href").endswith(f"/user/{name}/")
+    _shoot(page, "home-running")
+
+    card.locator(".aifw-stop").click()
+    assert wait_until(lambda: not hub.user_model(name)["servers"], timeout=60)
+    assert wait_until(lambda: not stack.squeue(name), timeout=30), stack.squeue(name)
+    page.goto(f"{stack.hub_url}/hub/home")
+    again = page.locator("#aifw-restart")
+    assert "Start again with my last settings (debug, 0 GPU, 20 min)" in again.inner_text()
+    assert page.locator(".aifw-none").inner_text() == "No session is running."
+    _shoot(page, "home-stopped")
+    # One click starts the same session again, and the pending page follows it.
+    again.click()
+    page.wait_for_url(f"**/spawn-pending/{name}**")
+    server = hub.wait_ready(name)
+    assert server["user_options"]["partition"] == "debug" and server["user_options"]["runtime_minutes"] == 20
+    hub.stop(name)

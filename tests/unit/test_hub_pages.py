@@ -1,0 +1,103 @@
+"""The hub's pages: a card per session from what the spawner knows (aifw.spawners.cards), and our templates,
+rendered through JupyterHub's own template loader over its default templates (what the hub does)."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from types import SimpleNamespace
+
+import pytest
+
+from aifw.hub_config.settings import TEMPLATES, build_settings
+from aifw.site import example_site_path, load_site
+from aifw.slurm import JobInfo
+from aifw.spawners.cards import session_card
+from aifw.spawners.request import SessionRequest
+
+REQ = SessionRequest(partition="gpu", cpus=2, memory_gb=4, gpus=1, runtime_minutes=60, account="proj-llm")
+
+
+def card(**kw):
+    base = dict(active=True, ready=False, pending=None, request=REQ, last_request=REQ, info=None, job_id="42",
+                node="node2 (198.18.0.12)", ready_at=0.0, last_end="")
+    base.update(kw)
+    return session_card("", **base)
+
+
+def test_a_running_session_shows_where_it_runs_and_when_its_walltime_ends():
+    start = datetime(2026, 12, 2, 8, 0, 0)
+    c = card(ready=True, info=JobInfo(job_id="42", state="RUNNING", node="node2", start_time=start.isoformat()))
+    assert (c.state, c.partition, c.node, c.gpus, c.job_id) == ("running", "gpu", "node2 (198.18.0.12)", 1, "42")
+    assert c.ends_at == start.timestamp() + 3600
+    # Without Slurm's start time, from when the server became ready.
+    assert card(ready=True, ready_at=1000.0).ends_at == 1000.0 + 3600
+
+
+def test_a_waiting_session_says_why_in_words_and_a_stopped_one_offers_its_last_settings():
+    c = card(pending="spawn", info=JobInfo(job_id="42", state="PENDING", reason="AssocGrpGRESMinutes"))
+    assert c.state == "waiting" and "project proj-llm has not enough GPU-hours left" in c.detail
+    assert card(pending="spawn").state == "starting"
+    assert card(pending="stop").state == "stopping"
+    stopped = card(active=False, last_end="Your last session ended: TIMEOUT")
+    assert stopped.state == "stopped" and stopped.detail.endswith("TIMEOUT")
+    assert stopped.restart_options == REQ.as_user_options()
+    assert card(active=False, last_request=None).restart_options is None
+
+
+def test_the_hub_uses_our_templates_and_names_the_site():
+    site = load_site(example_site_path("sandbox"))
+    jh = build_settings(site, home="/x")["JupyterHub"]
+    assert jh["template_paths"] == [str(TEMPLATES)] and (TEMPLATES / "home.html").is_file()
+    assert jh["template_vars"] == {"aifw_site_name": site.name}
+
+
+def _render(name: str, **ns) -> str:
+    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PrefixLoader
+    from jupyterhub._data import DATA_FILES_PATH
+
+    base = f"{DATA_FILES_PATH}/templates"
+    env = Environment(loader=ChoiceLoader([PrefixLoader({"templates": FileSystemLoader([base])}, "/"),
+                                           FileSystemLoader([str(TEMPLATES), base])]), autoescape=True)
+    common = dict(base_url="/hub/", prefix="/", login_url="/hub/login", logout_url="/hub/logout",
+                  static_url=lambda p, **kw: f"/hub/static/{p}", version_hash="", services=[], parsed_scopes={},
+                  expanded_scopes=set(), xsrf="x<s>rf", aifw_site_name="AIF <Test> Site", login_service="",
+                  announcement=None)
+    return env.get_template(name).render(**common, **ns)
+
+
+class _Spawner(SimpleNamespace):
+    def session_card(self):
+        return self.card
+
+
+def _user(*cards):
+    spawners = [_Spawner(card=c) for c in cards]
+    return SimpleNamespace(name="ann", escaped_name="ann", json_escaped_name="ann", spawner=SimpleNamespace(options_form=""),
+                           all_spawners=lambda include_default=True: iter(spawners),
+                           server_url=lambda name="": f"/user/ann/{name + '/' if name else ''}", admin=False)
+
+
+def test_the_home_page_shows_a_card_per_session_with_open_and_stop():
+    ends = time.time() + 1800
+    running = card(ready=True, ready_at=ends - 3600)
+    html = _render("home.html", user=_user(running), default_server=SimpleNamespace(active=True), url="/user/ann/")
+    assert "Your sessions on AIF &lt;Test&gt; Site" in html  # escaped: a site name is text
+    assert 'data-state="running"' in html and "node2 (198.18.0.12)" in html and ">gpu<" in html
+    assert 'href="/user/ann/">Open</a>' in html and "aifw-stop" in html and "data-ends-at=" in html
+    assert 'id="aifw-restart"' not in html  # a running session: nothing to start again
+
+
+def test_the_home_page_offers_a_new_session_and_the_last_settings_and_says_how_the_last_one_ended():
+    stopped = card(active=False, last_end="Your last session (Slurm job 41) ended: TIMEOUT <b>")
+    html = _render("home.html", user=_user(stopped), default_server=SimpleNamespace(active=False), url="/hub/spawn/ann")
+    assert "No session is running." in html and "New session" in html
+    assert "ended: TIMEOUT &lt;b&gt;" in html
+    assert 'id="aifw-restart"' in html and "(gpu, 1 GPU, 60 min)" in html
+    assert '"partition": "gpu"' in html  # the options the button starts again with (JSON in a quoted attribute)
+
+
+def test_the_spawn_page_is_titled_for_the_site():
+    html = _render("spawn.html", user=_user(), for_user=None, url="/hub/spawn/ann", spawner_options_form="<p>form</p>",
+                   error_message=None, error_html_message=None)
+    assert "Start a session on AIF &lt;Test&gt; Site" in html and "<p>form</p>" in html
+    assert "Server Options" not in html
