@@ -42,12 +42,20 @@ What goes into the worker jobs' ``#SBATCH`` lines is checked first, whatever the
 
 The returned cluster carries two extra attributes: ``aifw_backend`` (``"slurm"`` or ``"local"``) and
 ``aifw_reason`` (the sentence that was printed).
+
+The dashboard: inside a JupyterHub session (``JUPYTERHUB_SERVICE_PREFIX`` set, as in every kernel of a
+single-user server) the scheduler's dashboard listens on ``127.0.0.1`` of the session's node only, and
+``distributed.dashboard.link`` becomes ``<prefix>proxy/127.0.0.1:<port>/status``: the page through the user's
+own server (jupyter-server-proxy, whose ``ServerProxy.host_allowlist`` is ``localhost``/``127.0.0.1``), which
+dask-labextension's "auto-detect" reads from the kernel's default client. Elsewhere nothing changes (a free
+port on every interface, dask's own link). See `dashboard_settings`.
 """
 from __future__ import annotations
 
 import contextlib
 import ipaddress
 import os
+import re
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -73,12 +81,21 @@ __all__ = [
     "decide",
     "pick_scheduler_host",
     "check_job_text",
+    "DashboardSettings",
+    "dashboard_settings",
     "dask_cluster",
 ]
 
 BACKEND_ENV = "AIFW_DASK_BACKEND"
 DEFAULT_TIMEOUT_S = 5.0
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+HUB_PREFIX_ENV = "JUPYTERHUB_SERVICE_PREFIX"  # set by JupyterHub in the single-user server, and so in its kernels
+# distributed's own default for ``distributed.dashboard.link``; any other value was set on purpose and is kept.
+DASK_DEFAULT_LINK = "{scheme}://{host}:{port}/status"
+# The dashboard's host inside a session: jupyter-server-proxy proxies only the hosts of its allow-list
+# (extensions/kernel/jupyter-config/aifw-dask-dashboard.json: localhost and 127.0.0.1).
+SESSION_DASHBOARD_HOST = "127.0.0.1"
+_URL_PATH = re.compile(r"/(?:[A-Za-z0-9._~!$&'()*+,;=:@%-]+/)*")  # "/user/NAME/", "/user/NAME/SERVER/"
 
 
 @dataclass(frozen=True)
@@ -319,6 +336,39 @@ def check_job_text(
     return directives
 
 
+@dataclass(frozen=True)
+class DashboardSettings:
+    """Where the scheduler's dashboard listens (``address``, for ``dashboard_address``) and the link template
+    for ``distributed.dashboard.link`` (``None``: dask's own, left alone)."""
+
+    address: str
+    link: str | None
+
+
+def dashboard_settings(env: Mapping[str, str], current_link: str | None = DASK_DEFAULT_LINK) -> DashboardSettings:
+    """The dashboard's address and link for this environment (pure).
+
+    In a JupyterHub session (``JUPYTERHUB_SERVICE_PREFIX`` in ``env``, e.g. ``/user/ada/``): the dashboard on
+    ``127.0.0.1:<free port>`` and the link ``/user/ada/proxy/127.0.0.1:{port}/status`` (a template for
+    distributed: ``{port}`` is filled in by it), which the browser opens through the user's own server and
+    jupyter-server-proxy. A ``current_link`` other than dask's default was chosen by the user or the site
+    and is kept (``link=None``). Outside a session: a free port on every interface and dask's link, as
+    dask-jobqueue and distributed do by default.
+
+    Raises ``ValueError`` for a ``JUPYTERHUB_SERVICE_PREFIX`` that is not a URL path such as ``/user/NAME/``.
+    """
+    prefix = env.get(HUB_PREFIX_ENV, "")
+    if not prefix:
+        return DashboardSettings(address=":0", link=None)
+    if not _URL_PATH.fullmatch(prefix):
+        raise ValueError(f"{HUB_PREFIX_ENV}={prefix!r} is not a URL path such as '/user/NAME/', so the dashboard "
+                         f"link cannot be built; unset it outside a JupyterHub session")
+    address = f"{SESSION_DASHBOARD_HOST}:0"
+    if current_link not in (None, DASK_DEFAULT_LINK):
+        return DashboardSettings(address=address, link=None)
+    return DashboardSettings(address=address, link=f"{prefix}proxy/{SESSION_DASHBOARD_HOST}:{{port}}/status")
+
+
 def _default_log_directory() -> str:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return str(base / "aifw" / "dask-worker-logs")
@@ -390,7 +440,14 @@ def dask_cluster(
     else:
         probe = probe_slurm(timeout=timeout)
     decision = decide(probe, backend=backend, partition=partition, cores=cores, memory=memory)
-    dashboard = ":0"  # a free port for the scheduler's HTTP server/dashboard: several people share a login node
+    # A free port for the scheduler's HTTP server/dashboard (several people share a node); in a hub session on
+    # 127.0.0.1 only, linked through the user's own server (`dashboard_settings`).
+    import dask
+
+    board = dashboard_settings(os.environ, dask.config.get("distributed.dashboard.link", None))
+    if board.link is not None:
+        dask.config.set({"distributed.dashboard.link": board.link})  # for this kernel: its clusters and clients
+    dashboard = board.address
 
     if decision.backend == "local":
         from distributed import LocalCluster
@@ -439,6 +496,8 @@ def dask_cluster(
         )
     cluster.aifw_backend = decision.backend
     cluster.aifw_reason = decision.reason
+    if cluster.dashboard_link:  # empty when the dashboard is not served (bokeh missing)
+        note += f" Dashboard: {cluster.dashboard_link}"
     if not quiet:
         print(note)
     return cluster
