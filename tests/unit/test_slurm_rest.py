@@ -14,6 +14,7 @@ from aifw_testing import run_coroutine
 from aifw.site import SiteError, SlurmSettings, site_from_dict
 from aifw.slurm import (
     TOKEN_EXPIRED,
+    TOKEN_REFUSED,
     BatchJob,
     BatchScript,
     JwtMinter,
@@ -203,7 +204,8 @@ def test_submit_sends_the_users_own_token_and_the_whole_job(tmp_path):
     ((200, answer(jobs=[{"job_id": 7, "job_state": "RUNNING", "nodes": "node2", "partition": "gpu",
                          "state_reason": "None", "start_time": 0, "exit_code": 0}])), "job", "RUNNING"),
     ((500, answer(UNCLEAR)), "job", (SlurmUnavailable, "check that slurm.jwt_key_file is slurmctld's")),
-    ((500, answer(ZERO)), "cancel", (SlurmUnavailable, "gave no answer through slurmrestd to cancel job 7")),
+    ((500, answer(ZERO)), "cancel", (SlurmRejected, "Slurm refused the token sent for ann to cancel job 7")),
+    ((500, answer(ZERO)), "job", (SlurmUnavailable, "gave no answer through slurmrestd to show job 7")),
     ((500, answer(NO_CTLD)), "cancel", (SlurmUnavailable, "Slurm did not answer cancel job 7: Unable to contact")),
     ((500, answer(DENIED)), "cancel", (SlurmRejected, "only a job's owner (or an administrator) may do that")),
     ((500, answer({"error_number": 1007, "error": "Protocol authentication error"})), "job",
@@ -231,6 +233,15 @@ def test_a_refused_token_that_had_expired_reads_in_plain_words(tmp_path):
         with pytest.raises(SlurmRejected) as err:
             run_coroutine(rest.cancel("7", user="ann"))
         assert str(err.value) == TOKEN_EXPIRED == "your session token expired; try again"
+
+
+def test_a_submit_whose_token_slurmctld_refused_is_refused_in_words(tmp_path):
+    # Measured: test-learner1's token sent for test-learner2 (and a forged one) -> 500, 5005, nothing queued.
+    fake = FakeTransport((500, answer(ZERO)))
+    with pytest.raises(SlurmRejected) as err:
+        run_coroutine(client(tmp_path, fake).submit(script_of(SESSION), user="bob", env={"PATH": "/b"}))
+    assert str(err.value) == TOKEN_REFUSED.format(user="bob", action="submit job aifw-ann")
+    assert "not a token of that user signed with slurmctld's key" in str(err.value)
 
 
 def test_a_submit_slurm_queued_with_a_warning_returns_its_job_id(tmp_path):

@@ -87,6 +87,7 @@ __all__ = [
 from .rest import (  # noqa: E402
     API_VERSIONS,
     TOKEN_EXPIRED,
+    TOKEN_REFUSED,
     JwtMinter,
     SlurmRestClient,
     Token,
@@ -96,6 +97,6 @@ from .rest import (  # noqa: E402
 )
 
 __all__ += [
-    "API_VERSIONS", "TOKEN_EXPIRED", "JwtMinter", "SlurmRestClient", "Token", "batch_job_from_script", "submit_body",
+    "API_VERSIONS", "TOKEN_EXPIRED", "TOKEN_REFUSED", "JwtMinter", "SlurmRestClient", "Token", "batch_job_from_script", "submit_body",
     "token_claims",
 ]

@@ -28,8 +28,11 @@ What slurmrestd 22.05 (API v0.0.38) does, measured on the test stack
 - Errors are coarse. An expired or wrong-key token and a slurmctld that does not answer look the same on
   reads (HTTP 500, error -1 "Unspecified error"); on submit and cancel a refused token reads "Zero Bytes
   were transmitted or received" (5005), a silent slurmctld "Unable to contact slurm controller" (1800).
-  So a token the hub knows to be expired reads "your session token expired; try again"; any other
-  unclear answer counts as no answer (a running session stays), with a hint about the key and clocks.
+  So a token the hub knows to be expired reads "your session token expired; try again"; a refused token
+  on a submit or a cancel (5005: forged, wrong key, or a token of another user than the one named, as
+  measured with test-learner1's token sent for test-learner2) is a refusal in words (`TOKEN_REFUSED`);
+  any other unclear answer counts as no answer (a running session stays), with a hint about the key and
+  clocks.
 - A submit can answer HTTP 200 with a job id *and* errors (time limit above the partition's): the job
   is queued (pending), as sbatch's warnings; the id is returned.
 """
@@ -86,6 +89,12 @@ _PERMISSION_DENIED = 2002
 _AUTHENTICATION = 1007
 #: Answers that do not say whether Slurm refused the token or did not answer (see the module docstring).
 _UNCLEAR = {-1, 5005}
+#: On a submit or a cancel, slurmctld closing the connection without a word: it refused the token.
+_ZERO_BYTES = 5005
+#: How a submit or a cancel whose token slurmctld refused reads (``{user}``, ``{action}`` filled in).
+TOKEN_REFUSED = ("Slurm refused the token sent for {user} to {action}: it is not a token of that user signed with "
+                 "slurmctld's key (forged, of another user, or the hub's slurm.jwt_key_file is not slurmctld's "
+                 "jwt_key)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,10 +315,12 @@ def _error_text(error: Mapping[str, Any]) -> str:
     return description or name or "no message"
 
 
-def rest_failure(status: int, payload: Any, *, action: str, user: str, token_expired: bool, url: str) -> SlurmError:
+def rest_failure(status: int, payload: Any, *, action: str, user: str, token_expired: bool, url: str,
+                 write: bool = False) -> SlurmError:
     """A failed answer of slurmrestd as one of our errors, in plain words. `action` says what was asked
     ("cancel job 12"), `user` whose token went with it, `token_expired` whether that token's ``exp`` had
-    passed when the answer came."""
+    passed when the answer came, `write` whether it was a submit or a cancel (where a refused token reads
+    differently from a silent slurmctld)."""
     if status == 401:
         return SlurmNotInstalled(
             f"slurmrestd at {url} refused the hub's request without reading its token (HTTP 401): it must run "
@@ -330,6 +341,8 @@ def rest_failure(status: int, payload: Any, *, action: str, user: str, token_exp
         return SlurmNotInstalled(
             f"Slurm did not accept the hub's token for {user} ({words}): the site's slurm.jwt_key_file must be "
             "the key of slurmctld's and slurmdbd's AuthAltParameters=jwt_key, and the clocks must agree")
+    if write and _ZERO_BYTES in numbers:
+        return SlurmRejected(TOKEN_REFUSED.format(user=user, action=action))
     if UNAVAILABLE.search(words) and not numbers & _UNCLEAR:
         return SlurmUnavailable(f"Slurm did not answer {action}: {words}")
     if numbers & _UNCLEAR:
@@ -550,7 +563,7 @@ class SlurmRestClient:
             if status == 200 and (not _errors(payload) or (job_id_ok and isinstance(payload.get("job_id"), int))):
                 return payload
         raise rest_failure(status, payload, action=action, user=who, url=self.url,
-                           token_expired=time.time() >= token.expires_at)
+                           token_expired=time.time() >= token.expires_at, write=method in ("POST", "DELETE"))
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         return await asyncio.to_thread(self.call_sync, method, url, **kwargs)
