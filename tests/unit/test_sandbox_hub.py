@@ -31,3 +31,19 @@ def test_only_this_hubs_own_services_are_found(tmp_path):
         "106": {**mine, "JUPYTERHUB_API_URL": f"http://127.0.0.1:{port}/hub/api/"},
     })
     assert service_processes(stack, proc) == [101, 106]
+
+
+def test_a_hub_started_before_a_reinstall_is_known_to_run_old_code(tmp_path):
+    from aifw.sandbox.hub import CODE_STAMP, hub_runs_old_code, installed_code
+
+    stack = Stack(home=tmp_path / "home", site=load_site(example_site_path("sandbox")))
+    venv = stack.venv_bin.parent
+    venv.mkdir(parents=True)
+    (venv / ".aifw-src").write_text("aaaa\n")
+    assert installed_code(stack) == "aaaa"
+    assert hub_runs_old_code(stack)  # no record of what the running hub loaded: restart it
+    stack.hub_state.mkdir(parents=True)
+    (stack.hub_state / CODE_STAMP).write_text("aaaa")
+    assert not hub_runs_old_code(stack)
+    (venv / ".aifw-src").write_text("bbbb\n")  # make install-test put new code in
+    assert hub_runs_old_code(stack)

@@ -59,6 +59,7 @@ def start_hub(stack: Stack, admin_token: str) -> None:
         "SLURM_CONF": str(stack.slurm_paths.conf),
         "CONFIGPROXY_AUTH_TOKEN": secret_file(stack.hub_state / "proxy_auth_token"),
     }
+    code = installed_code(stack)
     spawn_background(
         [str(stack.venv_bin / "jupyterhub"), "-f", str(HUB_CONFIG)],
         pid_file=stack.hub_pid,
@@ -69,7 +70,30 @@ def start_hub(stack: Stack, admin_token: str) -> None:
     wait_for(lambda: hub_healthy(stack) or read_pid(stack.hub_pid) is None, 90, "JupyterHub", f"See {stack.hub_log}.")
     if not hub_healthy(stack):
         raise SandboxError(f"JupyterHub exited during start-up. See {stack.hub_log}:\n" + log_tail(stack.hub_log))
+    (stack.hub_state / CODE_STAMP).write_text(code)
     say(f"JupyterHub is up at {stack.hub_url}")
+
+
+#: The installed code's stamp (scripts/install.sh writes venv/.aifw-src), as the running hub loaded it.
+CODE_STAMP = "code-stamp"
+
+
+def installed_code(stack: Stack) -> str:
+    """The stamp of the code installed in the stack's venv now ('' when there is none)."""
+    try:
+        return (stack.venv_bin.parent / ".aifw-src").read_text().strip()
+    except OSError:
+        return ""
+
+
+def hub_runs_old_code(stack: Stack) -> bool:
+    """The running hub was started before the installed code changed (a reinstall): it must restart to load
+    it, or it would go on serving the old pages, spawner and services."""
+    try:
+        started_with = (stack.hub_state / CODE_STAMP).read_text().strip()
+    except OSError:
+        return True
+    return started_with != installed_code(stack)
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import accounting
 from .accounts import ensure_demo_users, user_exists
-from .hub import hub_healthy, start_hub, stop_hub
+from .hub import hub_healthy, hub_runs_old_code, start_hub, stop_hub
 from .hub_groups import sync_hub_groups
 from .layout import Stack, effective_site_text, make_stack
 from .munge import munge_works, start_munge, stop_munge
@@ -109,6 +109,12 @@ def _update_running(stack: Stack) -> bool:
         stop_hub(stack)
         start_hub(stack, token)
         say("the site file changed: JupyterHub restarted with it (running sessions are kept)")
+        changed = True
+    elif hub_runs_old_code(stack):
+        token = load_sandbox_json(stack).get("api_token") or secrets.token_hex(32)
+        stop_hub(stack)
+        start_hub(stack, token)
+        say("the installed code changed: JupyterHub restarted with it (running sessions are kept)")
         changed = True
     return sync_hub_groups(stack) or changed
 
