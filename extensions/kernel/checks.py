@@ -163,6 +163,7 @@ class Check:
             self.last = CheckResult(self.title, False, _explain(err, self.fn), self.hint)
         else:
             self.last = CheckResult(self.title, True)
+            report_passed(self.title)
         return self.last
 
     def __call__(self) -> CheckResult:
@@ -272,3 +273,11 @@ def check_all() -> list[CheckResult]:
     else:
         print(text)
     return results
+
+
+def report_passed(title: str) -> None:
+    """Tell the hub's progress service that the check passed (aifw.extensions.kernel.progress_report: in the
+    background, 1 s at most, silent outside a hub session; never raises into the learner's cell)."""
+    from .progress_report import report_passed as post
+
+    post(title)

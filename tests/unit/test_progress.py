@@ -1,0 +1,274 @@
+"""Learners' progress (pure parts, the store, the service's HTTP boundary with a fake hub, the kernel's reporter)."""
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from aifw.hub_config import progress as p
+from aifw.hub_config.progress_store import ProgressStore
+from aifw.hub_config.lti_grades import service_port as grades_port
+from aifw.hub_config.settings import formgrader_services
+from aifw.site import example_site_path, load_site
+
+
+# --------------------------------------------------------------------------- the formula
+@pytest.mark.parametrize("passed, total, score, maximum, expected", [
+    (0, 0, None, None, 0.0),        # nothing known yet
+    (1, 4, None, None, 0.25),       # checks only
+    (0, 0, 3, 4, 0.75),             # a graded module without instant checks
+    (2, 4, 9, 10, 0.9),             # the larger of the two, not a mix
+    (4, 4, 1, 10, 1.0),             # a low grade does not lower what the checks showed
+    (7, 4, None, None, 1.0),        # never above 1
+    (1, 3, 0, 5, 0.3333),
+])
+def test_a_modules_progress_is_the_larger_of_its_checks_and_its_grade(passed, total, score, maximum, expected):
+    assert p.module_progress(passed, total, score, maximum) == expected
+
+
+def test_only_the_checks_a_module_defines_count():
+    modules = [p.ModuleChecks(module="m1", checks=frozenset({("a.ipynb", "Ex 1"), ("a.ipynb", "Ex 2")})),
+               p.ModuleChecks(module="m2", checks=frozenset())]
+    passed = {("m1", "a.ipynb", "Ex 1"), ("m1", "b.ipynb", "Ex 1"), ("m2", "a.ipynb", "Ex 1")}
+    m1, m2 = p.progress_of(modules, passed, {"m2": p.Score(score=1, maximum=2)})
+    assert (m1.checks_passed, m1.checks_total, m1.progress, m1.score) == (1, 2, 0.5, None)
+    assert (m2.checks_passed, m2.checks_total, m2.progress, m2.score, m2.maximum) == (0, 0, 0.5, 1, 2)
+
+
+# --------------------------------------------------------------------------- validation at the boundary
+@pytest.mark.parametrize("body, where", [
+    ({"course": "c; rm -rf /", "module": "m1", "notebook": "a.ipynb", "check": "x"}, "course"),
+    ({"course": "c", "module": "../m1", "notebook": "a.ipynb", "check": "x"}, "module"),
+    ({"course": "c", "module": "m1", "notebook": "../../a.ipynb", "check": "x"}, "notebook"),
+    ({"course": "c", "module": "m1", "notebook": "a.ipynb", "check": "x" * 201}, "check"),
+    ({"course": "c", "module": "m1", "notebook": "a.ipynb", "check": "two\nlines"}, "check"),
+    ({"course": "c", "module": "m1", "notebook": "a.ipynb", "check": "x", "user": "someone"}, "user"),
+])
+def test_a_wrong_check_message_is_refused_naming_the_field(body, where):
+    with pytest.raises(ValidationError) as err:
+        p.CheckPassed.model_validate(body)
+    assert p.first_error(err.value).startswith(where)
+
+
+@pytest.mark.parametrize("scores, words", [
+    ({"ada": {"score": 3, "maximum": 2}}, "above the maximum"),
+    ({"ada": {"score": -1, "maximum": 2}}, "greater than or equal to 0"),
+    ({"ada": {"score": 1, "maximum": 0}}, "greater than 0"),
+    ({"Not A User": {"score": 1, "maximum": 2}}, "should match pattern"),
+])
+def test_impossible_scores_are_refused(scores, words):
+    with pytest.raises(ValidationError) as err:
+        p.ScoresPosted.model_validate({"course": "c", "assignment": "m1", "scores": scores})
+    assert words in p.first_error(err.value)
+
+
+# --------------------------------------------------------------------------- which checks a module has
+def _notebook(*sources: str) -> dict:
+    return {"cells": [{"cell_type": "code", "source": s} for s in sources] + [
+        {"cell_type": "markdown", "source": '@check("not code")\ndef _(): pass'}]}
+
+
+def test_the_checks_of_a_notebook_are_named_as_the_kernel_names_them():
+    nb = _notebook('@check("Exercise 1a: adding", hint="+")\ndef _():\n    assert 1\n',
+                   ["from aifw.extensions.kernel import checks\n", "@checks.check\ndef my_own_test():\n    pass\n"],
+                   "%matplotlib inline\n@check('hidden by a magic')\ndef _(): pass",
+                   "@check()\ndef _():\n    pass\n",
+                   "@other\ndef f(): pass")
+    assert p.notebook_checks(nb) == ["Exercise 1a: adding", "my own test", "check"]
+
+
+def test_the_published_course_defines_its_modules_checks():
+    """Against the course's source notebooks: every module of the course has instant checks to count."""
+    source = Path(__file__).resolve().parents[2] / "courses" / "aif-foundations" / "source"
+    modules = p.course_modules(source.parent, "source")
+    assert [m.module for m in modules][:2] == ["m1-first-steps", "m2-training-loop"]
+    m1 = modules[0]
+    assert ("01-jupyter-on-a-supercomputer.ipynb", "Exercise 1a: inside a Slurm job") in m1.checks
+    assert all(len(m.checks) > 0 for m in modules)
+
+
+# --------------------------------------------------------------------------- the store
+def test_the_store_keeps_checks_once_and_the_latest_grade(tmp_path):
+    store = ProgressStore(tmp_path / "progress.sqlite")
+    assert oct((tmp_path / "progress.sqlite").stat().st_mode & 0o777) == "0o600"
+    check = p.CheckPassed(course="c", module="m1", notebook="a.ipynb", check="Ex 1")
+    store.add_check("ada", check)
+    store.add_check("ada", check)
+    store.add_check("bob", check.model_copy(update={"check": "Ex 2"}))
+    store.put_scores(p.ScoresPosted(course="c", assignment="m1", scores={"ada": p.Score(score=1, maximum=4)}))
+    store.put_scores(p.ScoresPosted(course="c", assignment="m1", scores={"ada": p.Score(score=3, maximum=4)}))
+    again = ProgressStore(tmp_path / "progress.sqlite")  # a new process opens the same file
+    assert again.passed("c", "ada") == {"ada": {("m1", "a.ipynb", "Ex 1")}}
+    assert set(again.passed("c")) == {"ada", "bob"}
+    assert again.scores("c") == {"ada": {"m1": p.Score(score=3, maximum=4)}}
+    assert again.passed("other") == {} and again.scores("c", "bob") == {}
+
+
+def test_the_course_csv_has_a_row_per_learner_and_module():
+    rows = {"bob": [p.ModuleProgress(module="m1", checks_passed=1, checks_total=2, score=None, maximum=None,
+                                     progress=0.5)],
+            "ada": [p.ModuleProgress(module="m1", checks_passed=0, checks_total=2, score=3, maximum=4, progress=0.75)]}
+    table = list(csv.DictReader(io.StringIO(p.course_csv("c", rows))))
+    assert [(r["learner"], r["progress"], r["score"]) for r in table] == [("ada", "0.7500", "3"), ("bob", "0.5000", "")]
+    page = p.course_page("c", ["m1"], {"<b>": rows["ada"]}, "x.csv")
+    assert "&lt;b&gt;" in page and "<b>" not in page.split("<body>")[1] and 'width:75%' in page
+
+
+# --------------------------------------------------------------------------- the hub's settings
+def test_the_hub_runs_the_progress_service_after_the_grades_port_with_its_roles():
+    site = load_site(example_site_path("sandbox"))
+    (service,), roles = p.progress_service(site, home="/srv/aifw", admin_service="aifw-admin")
+    port = site.hub.services_port_base + len(site.courses) + 1
+    assert service["url"] == f"http://{site.hub.hub_connect_ip or site.hub.hub_ip}:{port}"
+    formgraders, _ = formgrader_services(site)
+    assert port not in [int(s["url"].rsplit(":", 1)[1]) for s in formgraders] + [grades_port(site)]
+    config = p.ServiceConfig.model_validate_json(service["environment"][p.CONFIG_ENV])
+    assert config.state_dir == Path("/srv/aifw/state/hub/progress")
+    assert config.shared_courses == Path("/srv/aifw/share/courses") and config.grader_services == ("aifw-admin",)
+    roles = {r["name"]: r for r in roles}
+    assert roles["aifw-progress-service"]["scopes"] == ["read:groups"]
+    assert roles["aifw-progress-trainers"]["groups"] == [f"course-{c}-trainers" for c in site.course_ids]
+    assert roles["aifw-progress-graders"]["services"] == ["aifw-admin"]
+
+
+# --------------------------------------------------------------------------- the service's HTTP boundary
+class _FakeHubAuth:
+    """HubOAuth's one call the service makes: a token names a user (or the admin service)."""
+
+    api_url = "http://127.0.0.1:1/hub/api"
+    api_token = "service-token"
+    users = {"ada-token": {"kind": "user", "name": "ada", "admin": False},
+             "bob-token": {"kind": "user", "name": "bob", "admin": False},
+             "tina-token": {"kind": "user", "name": "tina", "admin": False},
+             "admin-svc": {"kind": "service", "name": "aifw-admin"}}
+
+    async def get_user(self, handler, sync=True):
+        token = handler.request.headers.get("Authorization", "").partition(" ")[2]
+        model = self.users.get(token)
+        if model:
+            handler._token_authenticated = True
+        return model
+
+
+def test_the_service_keeps_each_learners_progress_to_themselves_and_their_trainers(tmp_path):
+    from tornado.httpclient import AsyncHTTPClient
+
+    from aifw.hub_config.progress_service import Directory, make_app
+
+    share = tmp_path / "share"
+    (share / "c" / "m1").mkdir(parents=True)
+    (share / "c" / "m1" / "a.ipynb").write_text(json.dumps(_notebook('@check("Ex 1")\ndef _(): pass',
+                                                                      '@check("Ex 2")\ndef _(): pass')))
+    config = p.ServiceConfig(state_dir=tmp_path / "state", shared_courses=share, courses=("c",),
+                             grader_services=("aifw-admin",))
+    groups = {"course-c-learners": {"ada", "bob"}, "course-c-trainers": {"tina"}}
+
+    async def members(self, group):
+        return frozenset(groups.get(group, ()))
+
+    prefix = "/services/aifw-progress/"
+    check = {"course": "c", "module": "m1", "notebook": "a.ipynb", "check": "Ex 1"}
+
+    async def scenario():
+        Directory.members = members
+        app = make_app(config, prefix, _FakeHubAuth())
+        server = app.listen(0, address="127.0.0.1")
+        port = next(iter(server._sockets.values())).getsockname()[1]
+        client = AsyncHTTPClient()
+
+        async def call(path, token=None, body=None):
+            headers = {"Authorization": f"token {token}"} if token else {}
+            r = await client.fetch(f"http://127.0.0.1:{port}{prefix}{path}", method="GET" if body is None else "POST",
+                                   body=None if body is None else json.dumps(body), headers=headers,
+                                   raise_error=False, request_timeout=10)
+            return r.code, r.body.decode()
+
+        try:
+            return {
+                "anonymous": await call("api/checks", body=check),
+                "made-up": await call("api/checks", "ada-token", {**check, "check": "Ex 99"}),
+                "bad": await call("api/checks", "ada-token", {**check, "module": "../x"}),
+                "outsider": await call("api/checks", "admin-svc", check),
+                "pass": await call("api/checks", "ada-token", check),
+                "ada": await call("api/progress", "ada-token"),
+                "bob": await call("api/progress", "bob-token"),
+                "bob-course": await call("api/courses/c/progress", "bob-token"),
+                "learner-scores": await call("api/scores", "ada-token", {"course": "c", "assignment": "m1",
+                                                                         "scores": {"ada": {"score": 4, "maximum": 4}}}),
+                "scores": await call("api/scores", "admin-svc", {"course": "c", "assignment": "m1",
+                                                                 "scores": {"bob": {"score": 3, "maximum": 4}}}),
+                "csv": await call("api/courses/c/progress?format=csv", "tina-token"),
+                "page": await call("course/c", "tina-token"),
+                "unknown": await call("api/courses/nope/progress", "tina-token"),
+            }
+        finally:
+            server.stop()
+
+    original = Directory.members
+    try:
+        r = asyncio.run(scenario())
+    finally:
+        Directory.members = original
+    assert r["anonymous"][0] == 403
+    assert r["made-up"][0] == 400 and "has no instant check titled 'Ex 99'" in r["made-up"][1]
+    assert r["bad"][0] == 400 and "module" in r["bad"][1]
+    assert r["outsider"][0] == 403
+    assert r["pass"][0] == 204
+    (ada_m1,) = json.loads(r["ada"][1])["courses"]["c"]
+    assert (ada_m1["checks_passed"], ada_m1["checks_total"], ada_m1["progress"]) == (1, 2, 0.5)
+    assert json.loads(r["bob"][1])["courses"]["c"][0]["checks_passed"] == 0  # ada's check is not bob's
+    assert r["bob-course"][0] == 403 and "only trainers of c" in r["bob-course"][1]
+    assert r["learner-scores"][0] == 403
+    assert r["scores"][0] == 204
+    rows = {row["learner"]: row for row in csv.DictReader(io.StringIO(r["csv"][1]))}
+    assert rows["ada"]["progress"] == "0.5000" and rows["bob"]["progress"] == "0.7500"
+    assert r["page"][0] == 200 and "Download CSV" in r["page"][1] and "width:75%" in r["page"][1]
+    assert r["unknown"][0] == 404
+
+
+# --------------------------------------------------------------------------- the kernel's reporter
+def test_the_kernel_reports_only_from_a_learners_course_copy(tmp_path):
+    from aifw.extensions.kernel.progress_report import service_base, where
+
+    home = tmp_path / "home"
+    (home / "courses" / "c" / "m1").mkdir(parents=True)
+    assert where(home / "courses" / "c" / "m1", home, "courses/c/m1/a.ipynb") == ("c", "m1", "a.ipynb")
+    assert where(home, home, "a.ipynb") is None
+    assert where(home / "courses" / "c", home, "a.ipynb") is None
+    assert where(home / "courses" / "c" / "m1", home, "notes.txt") is None
+    assert service_base({}) is None  # outside a hub session: nothing to reach
+    assert service_base({"AIFW_PROGRESS_URL": "http://h:1/services/aifw-progress"}) == "http://h:1/services/aifw-progress/"
+
+
+def test_the_kernel_finds_the_service_where_the_hub_runs_it():
+    from aifw.extensions.kernel.progress_report import service_base
+
+    site_file = example_site_path("sandbox")
+    (service,), _ = p.progress_service(load_site(site_file), home="/srv/aifw", admin_service=None)
+    port = service["url"].rsplit(":", 1)[1]
+    base = service_base({"JUPYTERHUB_API_URL": "http://198.18.0.129:8081/hub/api", "AIFW_SITE": str(site_file)})
+    assert base == f"http://198.18.0.129:{port}/services/aifw-progress/"
+
+
+def test_a_passed_check_outside_a_hub_session_posts_nothing_and_never_raises(monkeypatch, tmp_path):
+    from aifw.extensions.kernel import progress_report
+
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
+    assert progress_report.report_passed("Ex 1") is None
+    home = tmp_path / "home"
+    (home / "courses" / "c" / "m1").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home / "courses" / "c" / "m1")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "t")
+    monkeypatch.setenv("JPY_SESSION_NAME", "courses/c/m1/a.ipynb")
+    monkeypatch.setenv("AIFW_PROGRESS_URL", "http://127.0.0.1:9/services/aifw-progress")  # nothing listens
+    thread = progress_report.report_passed("Ex 1")
+    assert thread is not None
+    thread.join(5)
+    assert not thread.is_alive()  # bounded by its 1 s timeout; the refusal stayed in the thread
+    assert progress_report.report_passed("Ex 1") is None  # once per check and kernel
