@@ -194,8 +194,12 @@ class GradingSettings(_Model):
 MAX_WARNING_MINUTES = 24 * 60
 
 
+#: The longest idle limit a site may set (a week, in minutes).
+MAX_IDLE_CULL_MINUTES = 7 * 24 * 60
+
+
 class SessionSettings(_Model):
-    """Inside a running session: the warnings before the end of its walltime and Slurm's signal to save."""
+    """Inside a running session: the warnings before the end of its walltime, Slurm's signal to save, and idle culling."""
 
     walltime_warnings_minutes: list[int] = Field(
         [10, 2],
@@ -207,6 +211,23 @@ class SessionSettings(_Model):
         description="Slurm sends the session's server SIGUSR2 this many seconds before the end (up to 60 s "
                     "earlier: Slurm checks time limits every 30 s); the server then tells JupyterLab to save "
                     "every open document until the job is killed (sbatch --signal=B:USR2@<seconds>).")
+    idle_cull_minutes_cpu: int = Field(
+        120, ge=0, le=MAX_IDLE_CULL_MINUTES,
+        description="A session without GPUs that has been idle this many minutes is stopped by the hub's idle "
+                    "culler (jupyterhub-idle-culler), freeing its Slurm job; 0: never. Idle: no browser or API "
+                    "traffic, no kernel busy (a silent loop counts as busy).")
+    idle_cull_minutes_gpu: int = Field(
+        30, ge=0, le=MAX_IDLE_CULL_MINUTES,
+        description="The same for a session with GPUs (usually shorter: an idle GPU is the dearest thing to "
+                    "hold); GPU use above gpu_busy_percent counts as activity too; 0: never.")
+    gpu_busy_percent: int = Field(
+        10, ge=1, le=100,
+        description="A session's GPU counts as in use (activity that keeps the session) while NVML reports its "
+                    "utilisation at or above this percentage.")
+
+    def idle_cull_minutes(self, gpus: int) -> int:
+        """The idle limit of a session with `gpus` GPUs (minutes; 0: never culled)."""
+        return self.idle_cull_minutes_gpu if gpus > 0 else self.idle_cull_minutes_cpu
 
     @field_validator("walltime_warnings_minutes")
     @classmethod

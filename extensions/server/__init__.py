@@ -8,10 +8,13 @@ scripts/install.sh into ``share/jupyter/labextensions/aifw-session-panel``); bot
 - `job`: the session's job as typed values, from the environment and Slurm's record (pure);
 - `ending`: the end of the walltime: the warnings, when to ask again, and Slurm's signal before the end;
 - `reader`: reads them (the environment once, Slurm at most every 30 s);
+- `activity`: what counts as activity for the idle culler (busy kernels, busy GPUs), reported to the hub
+  every `activity.CHECK_EVERY_S` s, and when the cull would come;
 - `handlers`: ``GET <base_url>aifw/session`` (JSON) and ``GET <base_url>aifw/session/log``.
 """
 from __future__ import annotations
 
+from .activity import CHECK_EVERY_S, Activity
 from .reader import JobReader
 
 
@@ -33,6 +36,11 @@ def _resource_usage_tracks_cpu(serverapp) -> None:
             loaded.track_cpu_percent = True
 
 
+def _kernel_states(serverapp) -> list[str]:
+    """Each running kernel's execution state (jupyter_server follows it from the kernels' status messages)."""
+    return [model.get("execution_state", "") for model in serverapp.kernel_manager.list_kernels()]
+
+
 def _load_jupyter_server_extension(serverapp) -> None:
     from .handlers import handlers
 
@@ -42,7 +50,13 @@ def _load_jupyter_server_extension(serverapp) -> None:
         reader.ending.install(serverapp.log)
     _resource_usage_tracks_cpu(serverapp)
     web_app = serverapp.web_app
-    web_app.add_handlers(".*$", handlers(web_app.settings["base_url"], reader))
+    activity = Activity(web_app.settings, lambda: _kernel_states(serverapp), last_activity=web_app.last_activity)
+    activity.log = serverapp.log
+    from tornado.ioloop import PeriodicCallback
+
+    activity.timer = PeriodicCallback(activity.check, CHECK_EVERY_S * 1000)
+    activity.timer.start()
+    web_app.add_handlers(".*$", handlers(web_app.settings["base_url"], reader, activity))
     where = ("in Slurm job " + reader.job_id + f", warnings at {list(reader.plan.warnings_min)} min, SIGUSR2 "
              f"handled (Slurm sends it {reader.plan.end_signal_s} s before the end)") if reader.job_id else "outside Slurm"
     serverapp.log.info("aifw session panel: serving %saifw/session (%s)", web_app.settings["base_url"], where)

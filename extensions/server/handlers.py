@@ -1,6 +1,7 @@
 """The server extension's HTTP handlers, under the server's base URL, for the logged-in user only:
 
-- ``GET aifw/session``: the session's job as typed JSON (`aifw.extensions.server.job.SessionJob.view`);
+- ``GET aifw/session``: the session's job as typed JSON (`aifw.extensions.server.job.SessionJob.view`) and
+  when an idle cull would come (`aifw.extensions.server.activity.cull_view`);
 - ``GET aifw/session/log``: the job's log (Slurm's StdOut of the job), as plain text, its last 1 MiB;
 - ``POST aifw/session/stop``: stop this session through the hub, as its owner would from the hub's page
   (the server's own token may stop its own server: hub_config's `server_token_scopes`), so that the hub
@@ -17,6 +18,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from .activity import Activity
 from .reader import JobReader
 
 #: At most this much of the end of the log is sent.
@@ -24,15 +26,23 @@ LOG_TAIL_BYTES = 1024 * 1024
 
 
 class SessionHandler(APIHandler):
-    """The session's job, as JSON."""
+    """The session's job, and when an idle cull would come, as JSON. JupyterLab's polls of it are not
+    activity (jupyter_server's ``_track_activity``): an open panel alone must not keep a session alive."""
 
-    def initialize(self, reader: JobReader) -> None:
+    _track_activity = False
+
+    def initialize(self, reader: JobReader, activity: Activity | None = None) -> None:
         self.reader = reader
+        self.activity = activity
 
     @web.authenticated
     async def get(self) -> None:
         log_url = url_path_join(self.base_url, "aifw", "session", "log")
-        self.finish(await self.reader.view(log_url=log_url))
+        view = await self.reader.view(log_url=log_url)
+        if self.activity is not None and view.get("in_slurm_job"):
+            view.update(self.activity.view())
+            view["notes"] = [*view["notes"], *self.activity.notes]
+        self.finish(view)
 
 
 class SessionLogHandler(JupyterHandler):
@@ -119,9 +129,9 @@ class SessionStopHandler(APIHandler):
             self.log.info("aifw session panel: the hub's answer to the stop did not arrive (%s)", err)
 
 
-def handlers(base_url: str, reader: JobReader) -> list[tuple[str, type, dict]]:
+def handlers(base_url: str, reader: JobReader, activity: Activity | None = None) -> list[tuple[str, type, dict]]:
     return [
-        (url_path_join(base_url, "aifw", "session"), SessionHandler, {"reader": reader}),
+        (url_path_join(base_url, "aifw", "session"), SessionHandler, {"reader": reader, "activity": activity}),
         (url_path_join(base_url, "aifw", "session", "log"), SessionLogHandler, {"reader": reader}),
         (url_path_join(base_url, "aifw", "session", "stop"), SessionStopHandler, {}),
     ]
