@@ -14,7 +14,7 @@ scripts/install.sh into ``share/jupyter/labextensions/aifw-session-panel``); bot
 """
 from __future__ import annotations
 
-from .activity import CHECK_EVERY_S, Activity
+from .activity import Activity
 from .reader import JobReader
 
 
@@ -52,10 +52,7 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app = serverapp.web_app
     activity = Activity(web_app.settings, lambda: _kernel_states(serverapp), last_activity=web_app.last_activity)
     activity.log = serverapp.log
-    from tornado.ioloop import PeriodicCallback
-
-    activity.timer = PeriodicCallback(activity.check, CHECK_EVERY_S * 1000)
-    activity.timer.start()
+    activity.start()
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"], reader, activity))
     where = ("in Slurm job " + reader.job_id + f", warnings at {list(reader.plan.warnings_min)} min, SIGUSR2 "
              f"handled (Slurm sends it {reader.plan.end_signal_s} s before the end)") if reader.job_id else "outside Slurm"

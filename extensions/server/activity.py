@@ -8,8 +8,8 @@ message, so it would look idle. Here:
 
 - `activity_reason` (pure): a kernel whose execution state is ``busy``, or a GPU at or above the busy
   threshold, is activity (and says which);
-- `GpuMeter`: the utilisation of the session's NVIDIA GPUs through NVML (nvidia-ml-py); None where NVML is
-  absent (no NVIDIA driver: the sandbox's fake GPUs, AMD nodes), and it is then not asked again;
+- `GpuMeter`: the utilisation of the job's NVIDIA GPUs (CUDA_VISIBLE_DEVICES) through NVML (nvidia-ml-py);
+  None where NVML is absent (no NVIDIA driver: the sandbox's fake GPUs, AMD nodes), and it is then not asked again;
 - `Activity.check` (every `CHECK_EVERY_S` s): on activity it sets the server's ``aifw_busy_last_activity``
   setting (jupyter_server counts every setting ending in ``_last_activity`` in ``last_activity()``, so
   jupyterhub-singleuser's own reports carry it too) and posts it at once to the hub's activity API
@@ -129,15 +129,19 @@ class GpuMeter:
             return False
         return True
 
-    def indices(self, count: int) -> list[int]:
-        """The job's GPUs: CUDA_VISIBLE_DEVICES's indices where it lists them, else every GPU NVML sees
-        (with Slurm's ConstrainDevices those are the job's)."""
+    def listed(self) -> list[int]:
+        """The job's GPUs, as Slurm lists them in CUDA_VISIBLE_DEVICES (NVML's indices: the job's own with
+        ConstrainDevices, else the node's, in gres.conf's order); none for a job without GPUs, so that another
+        job's GPU on the same node never keeps this session."""
         raw = self._visible if self._visible is not None else os.environ.get("CUDA_VISIBLE_DEVICES", "")
-        listed = [int(p) for p in raw.split(",") if p.strip().isdigit()]
-        return [i for i in listed if i < count] if listed else list(range(count))
+        return [int(p) for p in raw.split(",") if p.strip().isdigit()]
 
     def read(self) -> tuple[int, ...] | None:
-        """Each GPU's utilisation now; None without NVML (not asked again)."""
+        """Each of the job's GPUs' utilisation now; () for a job without GPUs; None without NVML (not asked
+        again)."""
+        listed = self.listed()
+        if not listed:
+            return ()
         if self._ready is None:
             self._ready = self._start()
         if not self._ready:
@@ -146,7 +150,7 @@ class GpuMeter:
         try:
             count = nvml.nvmlDeviceGetCount()
             return tuple(int(nvml.nvmlDeviceGetUtilizationRates(nvml.nvmlDeviceGetHandleByIndex(i)).gpu)
-                         for i in self.indices(count))
+                         for i in listed if i < count)
         except Exception as err:  # a GPU that fell off the bus: say so, count nothing this time
             _log.warning("aifw activity: NVML did not answer (%s); GPU use not counted this time", err)
             return ()
@@ -182,6 +186,13 @@ class Activity:
             except (HTTPClientError, OSError) as err:  # the next check tries again
                 self.log.warning("aifw activity: the hub did not take the activity report (%s)", err)
         return self.reason
+
+    def start(self) -> None:
+        """Look every `CHECK_EVERY_S` s on the server's event loop (a failed look is logged, the next one comes)."""
+        from tornado.ioloop import PeriodicCallback
+
+        self._timer = PeriodicCallback(self.check, CHECK_EVERY_S * 1000)
+        self._timer.start()
 
     def view(self, now: datetime | None = None) -> dict[str, Any]:
         view = cull_view(self.limit_min, self.last_activity(), now or datetime.now(timezone.utc))

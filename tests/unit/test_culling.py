@@ -128,10 +128,12 @@ class FakeNvml:
 
 
 def test_the_gpu_meter_reads_the_jobs_gpus_and_stops_asking_without_nvml():
-    assert GpuMeter(FakeNvml([5, 80, 0]), visible="").read() == (5, 80, 0)
+    assert GpuMeter(FakeNvml([5, 80, 0]), visible="0,1,2").read() == (5, 80, 0)
     assert GpuMeter(FakeNvml([5, 80, 0]), visible="2,1").read() == (0, 80)
+    cpu_job = FakeNvml([90])  # a CPU session on a GPU node: another job's busy GPU does not count
+    assert GpuMeter(cpu_job, visible="").read() == () and cpu_job.inits == 0
     absent = FakeNvml(fail_init=True)
-    meter = GpuMeter(absent, visible="")
+    meter = GpuMeter(absent, visible="0")
     assert meter.read() is None and meter.read() is None
     assert absent.inits == 1
 
@@ -150,7 +152,7 @@ def test_a_busy_session_records_its_activity_where_the_server_and_the_hub_read_i
            "JUPYTERHUB_API_TOKEN": "tok", "JUPYTERHUB_SERVER_NAME": "", "AIFW_IDLE_CULL_MINUTES": "30"}
     states = ["idle"]
     settings = {}
-    activity = Activity(settings, lambda: states, env=env, gpus=GpuMeter(FakeNvml([50]), visible=""))
+    activity = Activity(settings, lambda: states, env=env, gpus=GpuMeter(FakeNvml([50]), visible="0"))
     activity.busy_percent = 60
     assert run_coroutine(activity.check(NOW)) is None
     assert LAST_ACTIVITY_SETTING not in settings and sent == []
