@@ -65,6 +65,9 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
         # Our pages (a card per session, the spawn page titled for the site) extend JupyterHub's own templates.
         "template_paths": [str(TEMPLATES)],
         "template_vars": {"aifw_site_name": site.name},
+        # More than one session per person: JupyterHub's named servers (the default one counts as one).
+        "allow_named_servers": hub.sessions_per_user > 1,
+        "named_server_limit_per_user": hub.sessions_per_user - 1,
     }
     if hub.hub_connect_ip:
         jh["hub_connect_ip"] = hub.hub_connect_ip

@@ -41,10 +41,23 @@ class ScriptContext:
     home: str
     command: Sequence[str]
     job_name_prefix: str = "aifw"
+    server_name: str = ""  # a named server's name ("" for the user's default one): its job is aifw-<user>-<name>
     # Trusted set-up commands (argv lists from the hub's own config, e.g. copying course notebooks into
     # the learner's home); each runs in the background beside the server's start (which need not wait
     # for it), and its failure does not stop the session.
     beside: Sequence[Sequence[str]] = ()
+
+
+#: What a named server's name may be, so that it fits a Slurm job name beside the user's.
+SERVER_NAME = r"^[a-z0-9][a-z0-9_\-]{0,23}$"
+SERVER_NAME_MEANING = "at most 24 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+
+
+def job_name(ctx: ScriptContext) -> str:
+    """aifw-<user> for a user's default server, aifw-<user>-<name> for a named one."""
+    if ctx.server_name and not matches(SERVER_NAME, ctx.server_name):
+        raise UnsafeValue(f"refusing to put server name {ctx.server_name!r} in a job name")
+    return f"{ctx.job_name_prefix}-{ctx.username}" + (f"-{ctx.server_name}" if ctx.server_name else "")
 
 
 def log_path(home: str) -> str:
@@ -59,7 +72,7 @@ def session_script(request: SessionRequest, environment: Environment, ctx: Scrip
     if not matches(UNIX_USER, ctx.username):
         raise UnsafeValue(f"refusing to put user name {ctx.username!r} in a batch script")
     job = BatchJob(
-        job_name=f"{ctx.job_name_prefix}-{ctx.username}",
+        job_name=job_name(ctx),
         partition=request.partition,
         cpus_per_task=request.cpus,
         memory_mb=request.memory_gb * 1024,

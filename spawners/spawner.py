@@ -37,13 +37,13 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Float, Instance, default
 
-from aifw.names import COURSE_ROLES, course_group
+from aifw.names import COURSE_ROLES, course_group, matches
 from aifw.site import Site
 from aifw.slurm import JobInfo, PartitionInfo, SlurmClient, SlurmError, SlurmRejected, SlurmUnavailable
 
 from . import callback, job_watch, prestart
 from .cards import SessionCard, session_card
-from .batch_script import ScriptContext, log_path, session_script
+from .batch_script import SERVER_NAME, SERVER_NAME_MEANING, ScriptContext, log_path, session_script
 from .form import PREFILL_KEYS, render_form
 from .queue import describe_job, explain_end, faster_option
 from .replaced import refuse_replaced
@@ -457,6 +457,9 @@ class AIFSlurmSpawner(SlurmSpawner):
         req = self.request
         if req is None:  # apply_user_options sets it before every start
             raise SpawnFailed(500, "The hub has no validated request for this session. Tell your administrator.")
+        if self.name and not matches(SERVER_NAME, self.name):
+            raise SpawnFailed(400, f"A session's name may have {SERVER_NAME_MEANING}; {self.name!r} has not. "
+                              "Choose another name.")
         self.ip = site.hub.singleuser_ip  # where the server binds on its node (the route is the node's address)
         self.port = 0
         self.job_node = self.job_address = ""
@@ -465,7 +468,8 @@ class AIFSlurmSpawner(SlurmSpawner):
         env = site.environment(req.environment)
         assert env is not None  # validated
         script = session_script(
-            req, env, ScriptContext(self.user.name, self._home(), self.session_command(), beside=self.session_setup()),
+            req, env, ScriptContext(self.user.name, self._home(), self.session_command(), beside=self.session_setup(),
+                                    server_name=self.name),
             site.session,
         )
         try:

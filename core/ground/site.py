@@ -84,6 +84,7 @@ class HubSettings(_Model):
     )
     poll_interval_s: int = Field(30, ge=1, le=3600, description="Seconds between the hub's checks that running sessions are alive.")
     start_timeout_s: int = Field(300, ge=10, le=86400, description="Seconds a session may take to start, queue included.")
+    sessions_per_user: int = Field(1, ge=1, le=16, description="Sessions one person may run at once (e.g. 2: a CPU and a GPU session side by side, as JupyterHub named servers, each its own Slurm job); 1: one session.")
 
 
 #: LTI role URIs (IMS LIS vocabulary, https://www.imsglobal.org/spec/lti/v1p3/#role-vocabularies).

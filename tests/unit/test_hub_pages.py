@@ -101,3 +101,32 @@ def test_the_spawn_page_is_titled_for_the_site():
                    error_message=None, error_html_message=None)
     assert "Start a session on AIF &lt;Test&gt; Site" in html and "<p>form</p>" in html
     assert "Server Options" not in html
+
+
+def test_named_sessions_follow_the_sites_count_and_each_is_its_own_job():
+    from aifw.site import site_from_dict
+    from aifw.spawners.batch_script import ScriptContext, job_name
+    from aifw.slurm import UnsafeValue
+    import yaml
+
+    data = yaml.safe_load(example_site_path("sandbox").read_text())
+    data["hub"]["sessions_per_user"] = 3
+    jh = build_settings(site_from_dict(data), home="/x")["JupyterHub"]
+    assert jh["allow_named_servers"] is True and jh["named_server_limit_per_user"] == 2
+    data["hub"]["sessions_per_user"] = 1
+    assert build_settings(site_from_dict(data), home="/x")["JupyterHub"]["allow_named_servers"] is False
+    assert job_name(ScriptContext("ann", "/home/ann", ["x"])) == "aifw-ann"
+    assert job_name(ScriptContext("ann", "/home/ann", ["x"], server_name="gpu")) == "aifw-ann-gpu"
+    for bad in ("GPU", "a b", "x" * 25, "-x", "x\n#SBATCH --uid=0"):
+        with pytest.raises(UnsafeValue):
+            job_name(ScriptContext("ann", "/home/ann", ["x"], server_name=bad))
+
+
+def test_the_home_page_offers_another_named_session_when_the_site_allows_it():
+    stopped = card(active=False)
+    html = _render("home.html", user=_user(stopped), default_server=SimpleNamespace(active=True), url="/user/ann/",
+                   allow_named_servers=True, named_server_limit_per_user=1)
+    assert 'id="aifw-named"' in html and "up to 2 sessions at once" in html
+    html = _render("home.html", user=_user(stopped), default_server=SimpleNamespace(active=True), url="/user/ann/",
+                   allow_named_servers=False, named_server_limit_per_user=0)
+    assert 'id="aifw-named"' not in html
