@@ -13,9 +13,9 @@ The design, and why:
   ``gpus`` > 0, else ``session.idle_cull_minutes_cpu`` (0: never). Two culler instances could not tell the
   kinds apart (idle-culler has no filter on user options); reporting false activity for CPU sessions would
   lie to the hub. `main` (``python -m aifw.hub_config.culling``) starts idle-culler with that hook, the
-  limits from the service's environment (`CPU_LIMIT_ENV`, `GPU_LIMIT_ENV`); ``--timeout`` is the shorter
-  non-zero limit (idle-culler's own default for a server the hook cannot classify does not arise: every
-  session has ``gpus``, missing means 0).
+  limits from the service's environment (`CPU_LIMIT_ENV`, `GPU_LIMIT_ENV`). ``--timeout`` is given the
+  shorter non-zero limit only because idle-culler requires one; the hook decides (a server without a
+  ``gpus`` option is a CPU session).
 - **What counts as activity** is the hub's ``last_activity`` of the server: traffic through the proxy and
   what the session reports, which our server extension (aifw.extensions.server.activity) feeds with busy
   kernels and busy GPUs.
