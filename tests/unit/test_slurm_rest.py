@@ -17,6 +17,7 @@ from aifw.slurm import (
     TOKEN_REFUSED,
     BatchJob,
     BatchScript,
+    EndSignal,
     JwtMinter,
     SlurmClient,
     SlurmNotInstalled,
@@ -30,11 +31,11 @@ from aifw.slurm import (
     submit_body,
     token_claims,
 )
-from aifw.slurm.rest import job_info, node_state, partitions_from_records, pending_order_from_jobs
+from aifw.slurm.rest import END_SIGNAL_UNSENT, job_info, node_state, partitions_from_records, pending_order_from_jobs
 
 SESSION = BatchJob(job_name="aifw-ann", time_minutes=90, partition="gpu", cpus_per_task=2, memory_mb=8192,
                    output="/home/ann/.aifw-session-%j.log", chdir="/home/ann", gpus=1, gpu_type="mi250",
-                   account="proj-ai", reservation="course", requeue=False)
+                   account="proj-ai", reservation="course", requeue=False, end_signal=EndSignal("USR1", 60))
 
 
 def script_of(job: BatchJob) -> str:
@@ -62,6 +63,8 @@ def test_the_script_gives_back_the_job_it_was_built_from(job):
     (lambda s: s.replace("#SBATCH --partition=gpu\n", "").replace("#SBATCH --ntasks=1", "#SBATCH --ntasks=1\n#SBATCH --partition=gpu"),
      "not those build_batch_script writes"),
     (lambda s: s.replace("#!/bin/bash\n", ""), "without its #! line"),
+    (lambda s: s.replace("--signal=B:USR1@60", "--signal=USR1@60"), "only B:NAME@SECONDS"),
+    (lambda s: s.replace("--signal=B:USR1@60", "--signal=B:KILL@60"), "refusing signal 'KILL'"),
 ])
 def test_a_directive_that_would_be_dropped_is_refused(edit, why):
     with pytest.raises(UnsafeValue, match=why):
@@ -76,6 +79,7 @@ def test_the_body_carries_every_directive_the_environment_and_the_working_direct
         "current_working_directory": "/home/ann", "standard_output": "/home/ann/.aifw-session-%j.log",
         "environment": {"PATH": "/usr/bin", "JUPYTERHUB_API_TOKEN": "t"}, "partition": "gpu", "account": "proj-ai",
         "reservation": "course", "memory_per_node": 8192, "gres": "gpu:mi250:1", "requeue": False}}
+    # No "signal": slurmrestd 22.05 refuses the batch flag (B:), without which the server is never signalled.
     plain = submit_body(BatchJob(job_name="p", time_minutes=5, array_size=2), "#!/bin/bash\n", environment={"PATH": "/b"},
                         home="/home/ann", hold=True)["job"]
     assert (plain["current_working_directory"], plain["standard_output"]) == ("/home/ann", "/home/ann/slurm-%A_%a.out")
@@ -187,6 +191,15 @@ DENIED = {"description": "unable to kill JobId=7 with signal 9: Access/permissio
           "error": "Access/permission denied"}
 
 
+def test_an_end_signal_that_slurmrestd_cannot_send_is_said_once_in_the_log(tmp_path, caplog):
+    fake = FakeTransport((200, answer(job_id=41)), (200, answer(job_id=42)))
+    rest = client(tmp_path, fake)
+    for _ in range(2):
+        run_coroutine(rest.submit(script_of(SESSION), user="bob", env={"PATH": "/usr/bin"}))
+    assert [r.getMessage() for r in caplog.records if r.name == "aifw.slurm.rest"] == [END_SIGNAL_UNSENT]
+    assert all("signal" not in body["job"] for *_, body in fake.asked)
+
+
 def test_submit_sends_the_users_own_token_and_the_whole_job(tmp_path):
     fake = FakeTransport((200, answer(job_id=41, step_id="BATCH")))
     job_id = run_coroutine(client(tmp_path, fake).submit(script_of(SESSION), user="bob", env={"PATH": "/usr/bin"}))
@@ -211,6 +224,8 @@ def test_submit_sends_the_users_own_token_and_the_whole_job(tmp_path):
     ((500, answer({"error_number": 1007, "error": "Protocol authentication error"})), "job",
      (SlurmNotInstalled, "did not accept the hub's token for ann")),
     ((401, "Authentication failure"), "job", (SlurmNotInstalled, "SLURM_JWT=daemon")),
+    ((400, answer({"error_number": -1, "error": "Invalid SIGNAL specification"}, {"error": "Failure during parsing"})),
+     "cancel", (SlurmRejected, "slurmrestd refused the request to cancel job 7: Invalid SIGNAL specification")),
     ((404, "Unable to find path"), "job", (SlurmNotInstalled, "slurm.rest_api_version")),
     ((502, "<html>Bad gateway</html>"), "job", (SlurmUnavailable, "HTTP 502, not a Slurm answer")),
     (TimeoutError("read timed out"), "job", (SlurmTimedOut, "did not answer show job 7 within 2 s")),

@@ -43,6 +43,7 @@ import dataclasses
 import json
 import os
 import pwd
+import logging
 import re
 import stat
 import time
@@ -71,10 +72,17 @@ from .parse import (
     parse_slurm_minutes,
     partitions_from_nodes,
 )
-from .script import BatchJob, UnsafeValue
+from .script import BatchJob, EndSignal, UnsafeValue
 
 #: The OpenAPI versions this client speaks (their JSON shapes were measured; v0.0.39 changed them).
 API_VERSIONS = ("v0.0.38",)
+#: Why a script's ``--signal=B:SIG@S`` (the session's end-of-walltime save signal) is not sent: measured on
+#: slurmrestd 22.05, its ``signal`` property refuses the batch flag ``B:`` ("Invalid SIGNAL specification")
+#: and without it Slurm signals the job's steps only, never the batch shell (the session's server).
+END_SIGNAL_UNSENT = ("slurmrestd 22.05 cannot ask Slurm to signal the batch shell (--signal=B:), so sessions "
+                     "submitted through slurm.access rest get no end-of-walltime signal (session.end_signal_seconds); "
+                     "the walltime warnings (session.walltime_warnings_minutes) still save open documents")
+_log = logging.getLogger(__name__)
 #: The message a user sees when Slurm refused a token that had expired.
 TOKEN_EXPIRED = "your session token expired; try again"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -83,7 +91,7 @@ _NUMBER = re.compile(r"[0-9]{1,9}")
 #: The sbatch options `BatchJob.directives()` writes, each sent as a job property.
 _OPTIONS = frozenset({"--job-name", "--partition", "--array", "--cpus-per-task", "--mem", "--time", "--output",
                       "--chdir", "--nodes", "--ntasks", "--gres", "--account", "--reservation", "--requeue",
-                      "--no-requeue"})
+                      "--no-requeue", "--signal"})
 #: Slurm error numbers that say plainly what was wrong.
 _PERMISSION_DENIED = 2002
 _AUTHENTICATION = 1007
@@ -232,6 +240,11 @@ def batch_job_from_script(script: str) -> BatchJob:
             if not m:
                 raise UnsafeValue(f"refusing #SBATCH --array={value}: only 0-N arrays are written by build_batch_script")
             fields["array_size"] = int(m.group(1)) + 1
+        elif option == "--signal":
+            m = re.fullmatch(r"B:([A-Z0-9]{1,8})@([0-9]{1,5})", value)
+            if not m:
+                raise UnsafeValue(f"refusing #SBATCH --signal={value}: only B:NAME@SECONDS is written by build_batch_script")
+            fields["end_signal"] = EndSignal(m.group(1), int(m.group(2)))
         else:  # --gres
             fields.update(_gres(value))
     for needed, option in (("job_name", "--job-name"), ("time_minutes", "--time")):
@@ -288,6 +301,7 @@ def submit_body(job: BatchJob, script: str, *, environment: Mapping[str, str], h
         props["array"] = f"0-{job.array_size - 1}"
     if job.requeue is not None:
         props["requeue"] = job.requeue  # accepted, not applied by slurmrestd 22.05 (module docstring)
+    # job.end_signal is not sent: slurmrestd 22.05 cannot ask for it (END_SIGNAL_UNSENT; the client logs it).
     if hold:
         props["hold"] = True
     return {"script": script, "job": props}
@@ -332,6 +346,8 @@ def rest_failure(status: int, payload: Any, *, action: str, user: str, token_exp
     errors = _errors(payload)
     numbers = {_error_number(e) for e in errors}
     words = "; ".join(_error_text(e) for e in errors)
+    if status == 400 and errors:  # slurmrestd read the request and refused it before asking slurmctld
+        return SlurmRejected(f"slurmrestd refused the request to {action}: {words}")
     if not errors:
         what = f"HTTP {status}" + ("" if isinstance(payload, dict) else ", not a Slurm answer")
         return SlurmUnavailable(f"slurmrestd at {url} answered {action} with {what}")
@@ -512,6 +528,7 @@ class SlurmRestClient:
     conf: str | None = None  # SLURM_CONF given to every job, as the command-line client gives it
     query_user: str | None = None
     transport: Transport = requests_transport
+    _end_signal_logged: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.api_version not in API_VERSIONS:
@@ -583,6 +600,9 @@ class SlurmRestClient:
         `hold`: the job waits (JobHeldUser) until released or cancelled."""
         job = batch_job_from_script(script)
         who = self._who(user)
+        if job.end_signal is not None and not self._end_signal_logged:
+            _log.warning(END_SIGNAL_UNSENT)
+            self._end_signal_logged = True
         environment = dict(os.environ if env is None else env)
         if self.conf:
             environment["SLURM_CONF"] = self.conf
