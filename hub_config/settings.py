@@ -13,6 +13,7 @@ from aifw.names import course_group
 from aifw.site import Site
 
 from .lti_grades import grades_service
+from .progress import progress_service
 
 #: The hub's page templates (home, spawn), installed with the package.
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -83,6 +84,9 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
     grades_services, grades_roles = grades_service(site, home=home, admin_service=ADMIN_SERVICE if admin_token else None)
     services += grades_services
     roles += grades_roles
+    progress_services, progress_roles = progress_service(site, home=home, admin_service=ADMIN_SERVICE if admin_token else None)
+    services += progress_services
+    roles += progress_roles
     if services:
         jh["services"] = services
     if roles:

@@ -183,13 +183,14 @@ def test_service_ports_come_from_the_site_and_do_not_clash_with_the_hub():
                             services_port_base=18100)
     s = build_settings(site, home="/srv/aifw", admin_token="tok")
     ports = [int(svc["url"].rsplit(":", 1)[1]) for svc in s["JupyterHub"]["services"] if "url" in svc]
-    assert ports == [18100, 18101]
+    assert ports == [18100, 18101, 18103]  # the formgraders, then aifw-progress (18102 is aifw-lti-grades' with lti)
     assert not {18000, 18081, 18001} & set(ports)
     names = [svc["name"] for svc in s["JupyterHub"]["services"]]
-    assert names == [ADMIN_SERVICE, "formgrader-aif-foundations", "formgrader-other-course"]
+    assert names == [ADMIN_SERVICE, "formgrader-aif-foundations", "formgrader-other-course", "aifw-progress"]
     assert [r["name"] for r in s["JupyterHub"]["load_roles"]] == [
         "aifw-admin", "formgrader-aif-foundations-trainers", "formgrader-other-course-trainers",
-        "course-aif-foundations-class", "course-other-course-class"]
+        "course-aif-foundations-class", "course-other-course-class",
+        "aifw-progress-service", "aifw-progress-trainers", "aifw-progress-graders"]
 
 
 def test_sandbox_and_test_sites_use_different_service_ports():
