@@ -272,3 +272,29 @@ def test_a_passed_check_outside_a_hub_session_posts_nothing_and_never_raises(mon
     thread.join(5)
     assert not thread.is_alive()  # bounded by its 1 s timeout; the refusal stayed in the thread
     assert progress_report.report_passed("Ex 1") is None  # once per check and kernel
+
+
+# --------------------------------------------------------------------------- aifw grade's scores
+def test_aifw_grade_posts_the_gradebooks_scores_and_says_what_it_left_out(monkeypatch, tmp_path):
+    import aifw.gradebook
+    import aifw.hubapi
+    from aifw.hub_config.progress_client import post_scores
+
+    monkeypatch.setattr(aifw.gradebook, "submission_scores", lambda where, assignment: {
+        "ada": (3.0, 4.0), "Not-A-User": (1.0, 4.0), "bob": (0.0, 0.0)})
+    sent = []
+    monkeypatch.setattr(aifw.hubapi.HubApi, "call", lambda self, method, path, body=None: sent.append(
+        (self.url, self.token, method, path, body)))
+    assert "set AIFW_ADMIN_TOKEN" in post_scores("c", "m1", tmp_path, "http://hub:1", env={})
+    assert sent == []
+    line = post_scores("c", "m1", tmp_path, "http://hub:1/", env={"AIFW_ADMIN_TOKEN": "tok"})
+    assert "1 score(s) of m1 sent" in line and "Not-A-User, bob" in line
+    (url, token, method, path, body), = sent
+    assert (url, token, method, path) == ("http://hub:1/services/aifw-progress", "tok", "POST", "/api/scores")
+    assert p.ScoresPosted.model_validate(body) == p.ScoresPosted(course="c", assignment="m1",
+                                                                 scores={"ada": p.Score(score=3, maximum=4)})
+
+    def refuse(self, method, path, body=None):
+        raise aifw.hubapi.HubApiError(0, "the hub at http://hub:1 did not answer")
+    monkeypatch.setattr(aifw.hubapi.HubApi, "call", refuse)
+    assert "did not answer" in post_scores("c", "m1", tmp_path, "http://hub:1", env={"AIFW_ADMIN_TOKEN": "tok"})

@@ -161,8 +161,19 @@ def cmd_grade(args: argparse.Namespace) -> int:
     logs = result.reports / "logs" if result.reports else result.run.path / "results"
     console.print(f"{summary_line([o.to_json() for o in outcomes])}; per-submission logs in {logs}")
     failed = any(o.state == "not_run" or (o.status and o.status.notebooks and not o.merged) for o in outcomes)
+    if merged:
+        _progress(args, opts, console)
     published = _publish(args, console, err) if args.publish else 0
     return 1 if failed or published else 0
+
+
+def _progress(args: argparse.Namespace, opts: GradeOptions, console: Console) -> None:
+    """The scores to the learners' progress (the hub's aifw-progress service); best effort, one line."""
+    from aifw.hub_config.progress_client import post_scores
+    from aifw.site import load_site
+
+    line = post_scores(opts.course, opts.assignment, opts.course_dir, load_site(args.site).hub.bind_url)
+    console.print(escape(line), highlight=False)
 
 
 def _publish(args: argparse.Namespace, console: Console, err: Console) -> int:
