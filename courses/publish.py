@@ -4,6 +4,7 @@
   no hidden tests) in a private temporary course directory; the release is scanned for leaks and copied to
   `share/<course>/<module>/`, world-readable. Runs at `aifw sandbox up` (skipped when the sources did
   not change).
+  Beside it, `.catalogue.json`: the course's public catalogue entry, which the hub's home page reads.
 - `sync(share, home)`: copies what the learner does not have yet to `~/courses/<course>/<module>/`, with a
   README of the course; never overwrites a learner's file. Runs in every session's batch script, as the
   learner, before JupyterLab starts.
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 import tempfile
@@ -21,6 +23,8 @@ from . import cells as nbcells
 from .catalogue import ROOT_HELP, Course, CourseFileError, load_catalogue
 
 STAMP = ".published"
+#: The course's public catalogue entry (`catalogue_entry`), beside its release: what the hub's pages show.
+CATALOGUE = ".catalogue.json"
 
 
 def source_digest(course: Course) -> str:
@@ -62,6 +66,15 @@ def course_readme(course: Course) -> str:
     return "\n".join(lines)
 
 
+def catalogue_entry(course: Course) -> dict:
+    """What anyone may know of a course: its title, summary and modules (goals, minutes, partition, GPUs,
+    notebooks, launch link); no answers, no tests."""
+    return {"id": course.id, "title": course.title, "summary": course.summary.strip(), "modules": [
+        {"id": m.id, "title": m.title, "goals": list(m.goals), "minutes": m.minutes, "partition": m.partition,
+         "gpus": m.gpus, "session_minutes": m.session_minutes or m.minutes, "notebooks": list(m.notebooks),
+         "launch_link": m.launch_link()} for m in course.modules]}
+
+
 def catalogue_markdown(root: Path | None = None) -> str:
     """Every course's README, for docs/catalogue.md (courses under `root`; default: the installed ones)."""
     parts = ["# Course catalogue", "",
@@ -80,12 +93,16 @@ def publish(courses: Iterable[Course], share: Path, *, force: bool = False, say=
         dest = share / course.id
         digest = source_digest(course)
         if not force and (dest / STAMP).is_file() and (dest / STAMP).read_text().strip() == digest:
+            if not (dest / CATALOGUE).is_file():  # published before there was one
+                (dest / CATALOGUE).write_text(json.dumps(catalogue_entry(course), indent=1))
+                (dest / CATALOGUE).chmod(0o644)
             continue
         with tempfile.TemporaryDirectory(prefix=f"aifw-publish-{course.id}-") as tmp:
             staging = Path(tmp) / "out"
             (Path(tmp) / "course").mkdir()
             shutil.copytree(_generate_releases(course, Path(tmp) / "course"), staging)
             (staging / "README.md").write_text(course_readme(course))
+            (staging / CATALOGUE).write_text(json.dumps(catalogue_entry(course), indent=1))
             (staging / STAMP).write_text(digest + "\n")
             for p in [staging, *staging.rglob("*")]:
                 p.chmod(0o755 if p.is_dir() else 0o644)
@@ -107,7 +124,7 @@ def sync(share: Path, home: Path, course_ids: Iterable[str] | None = None) -> li
         if wanted is not None and course_dir.name not in wanted:
             continue
         for src in sorted(course_dir.rglob("*")):
-            if src.is_dir() or src.name == STAMP:
+            if src.is_dir() or src.name in (STAMP, CATALOGUE):
                 continue
             dest = home / "courses" / course_dir.name / src.relative_to(course_dir)
             if dest.exists() or dest.is_symlink():

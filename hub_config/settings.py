@@ -12,6 +12,7 @@ from typing import Any
 from aifw.names import course_group
 from aifw.site import Site
 
+from .course_cards import courses_for
 from .lti_grades import grades_service
 from .progress import progress_service
 
@@ -65,7 +66,8 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
         "last_activity_interval": 60,
         # Our pages (a card per session, the spawn page titled for the site) extend JupyterHub's own templates.
         "template_paths": [str(TEMPLATES)],
-        "template_vars": {"aifw_site_name": site.name},
+        "template_vars": {"aifw_site_name": site.name,
+                          "aifw_courses": courses_for(site, Path(site.paths.runtime_prefix) / "share" / "courses")},
         # More than one session per person: JupyterHub's named servers (the default one counts as one).
         "allow_named_servers": hub.sessions_per_user > 1,
         "named_server_limit_per_user": hub.sessions_per_user - 1,

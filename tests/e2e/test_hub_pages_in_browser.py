@@ -1,6 +1,6 @@
 """The hub's own pages in a real browser, on the real hub and Slurm: the spawn page is titled for the site, the
 home page shows a card per session (partition, node, a walltime counting down, Open and Stop) and, once it is
-stopped, "start again with my last settings"; each page is photographed in light and dark mode and at phone
+stopped, "start again with my last settings" and the learner's course with a launch button per module; each page is photographed in light and dark mode and at phone
 width (AIFW_SCREENSHOTS, default /tmp/aifw-screenshots), so that a person can look at them."""
 from __future__ import annotations
 
@@ -67,6 +67,10 @@ def test_the_hub_pages_show_each_session_and_work_in_light_dark_and_at_phone_wid
     again = page.locator("#aifw-restart")
     assert "Start again with my last settings (debug, 0 GPU, 20 min)" in again.inner_text()
     assert page.locator(".aifw-none").inner_text() == "No session is running."
+    # Below: the learner's course and its modules, each with a launch button carrying its preset.
+    modules = page.locator(".aifw-course[data-course=aif-foundations] .aifw-module")
+    assert modules.count() >= 6
+    assert "/hub/spawn?partition=" in modules.first.locator("a.aifw-launch").get_attribute("href")
     _shoot(page, "home-stopped")
     # One click starts the same session again, and the pending page follows it.
     again.click()

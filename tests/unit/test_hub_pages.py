@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -48,7 +49,7 @@ def test_the_hub_uses_our_templates_and_names_the_site():
     site = load_site(example_site_path("sandbox"))
     jh = build_settings(site, home="/x")["JupyterHub"]
     assert jh["template_paths"] == [str(TEMPLATES)] and (TEMPLATES / "home.html").is_file()
-    assert jh["template_vars"] == {"aifw_site_name": site.name}
+    assert jh["template_vars"]["aifw_site_name"] == site.name and callable(jh["template_vars"]["aifw_courses"])
 
 
 def _render(name: str, **ns) -> str:
@@ -130,3 +131,62 @@ def test_the_home_page_offers_another_named_session_when_the_site_allows_it():
     html = _render("home.html", user=_user(stopped), default_server=SimpleNamespace(active=True), url="/user/ann/",
                    allow_named_servers=False, named_server_limit_per_user=0)
     assert 'id="aifw-named"' not in html
+
+
+def test_the_home_page_lists_the_persons_courses_from_the_published_catalogue_entry(tmp_path):
+    import json
+
+    from aifw.courses.catalogue import find_course
+    from aifw.courses.publish import CATALOGUE, catalogue_entry
+    from aifw.hub_config.course_cards import courses_for
+
+    site = load_site(example_site_path("sandbox"))
+    course = find_course("aif-foundations", Path(__file__).resolve().parents[2] / "courses")
+    entry = catalogue_entry(course)
+    assert "solution" not in json.dumps(entry).lower()  # titles, goals and presets only
+    (tmp_path / course.id).mkdir()
+    (tmp_path / course.id / CATALOGUE).write_text(json.dumps(entry))
+    cards = courses_for(site, tmp_path)
+    learner = SimpleNamespace(name="learner1", groups=[])
+    [mine] = cards(learner)
+    assert mine.title == course.title and [m.id for m in mine.modules] == [m.id for m in course.modules]
+    first = course.modules[0]
+    assert mine.modules[0].launch_link == (f"hub/spawn?partition={first.partition}&gpus={first.gpus}"
+                                           f"&runtime={first.session_minutes or first.minutes}")
+    # Someone in no course sees none; a member of the course's hub group (an LTI launch) sees it.
+    assert cards(SimpleNamespace(name="researcher1", groups=[])) == []
+    assert len(cards(SimpleNamespace(name="lms-ann", groups=[SimpleNamespace(name=f"course-{course.id}-learners")]))) == 1
+    assert cards(None) == []
+    html = _render("home.html", user=_user(), default_server=SimpleNamespace(active=False), url="/hub/spawn/ann",
+                   aifw_courses=[mine])
+    assert "Your courses" in html and f'href="/{mine.modules[0].launch_link.replace("&", "&amp;")}"' in html
+
+
+def test_a_catalogue_entry_that_is_wrong_leaves_the_course_off_and_never_breaks_the_page(tmp_path, caplog):
+    import json
+
+    from aifw.hub_config.course_cards import CATALOGUE, courses_for
+
+    site = load_site(example_site_path("sandbox"))
+    learner = SimpleNamespace(name="learner1", groups=[])
+    assert courses_for(site, tmp_path)(learner) == []  # not published yet
+    (tmp_path / "aif-foundations").mkdir()
+    bad = {"id": "aif-foundations", "title": "T", "modules": [
+        {"id": "m1", "title": "x", "minutes": 5, "partition": "gpu; rm -rf /", "gpus": 0}]}
+    (tmp_path / "aif-foundations" / CATALOGUE).write_text(json.dumps(bad))
+    assert courses_for(site, tmp_path)(learner) == []
+    assert "is not a Slurm name" in caplog.text
+    (tmp_path / "aif-foundations" / CATALOGUE).write_text("{not json")
+    assert courses_for(site, tmp_path)(learner) == []
+
+
+def test_the_catalogue_entry_stays_in_the_share_and_is_not_copied_into_homes(tmp_path):
+    from aifw.courses.publish import CATALOGUE, STAMP, sync
+
+    course = tmp_path / "share" / "c1"
+    (course / "m1").mkdir(parents=True)
+    (course / "m1" / "01.ipynb").write_text("{}")
+    (course / CATALOGUE).write_text("{}")
+    (course / STAMP).write_text("x")
+    added = sync(tmp_path / "share", tmp_path / "home")
+    assert [p.relative_to(tmp_path / "home") for p in added] == [Path("courses/c1/m1/01.ipynb")]
