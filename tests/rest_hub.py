@@ -13,30 +13,18 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 import yaml
 
+from lti_platform import LtiHub, stop_lti_hub
+
 #: The unprivileged system account the REST hub runs as.
 HUB_ACCOUNT = "aifwt-hub"
 REST_HUB_PORTS = {"bind": 18400, "hub": 18481, "proxy_api": 18401, "services": 18410}
-
-
-@dataclass
-class RestHub:
-    url: str
-    api_token: str
-    home: Path
-    process: subprocess.Popen
-    log: Path
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def ensure_hub_account(name: str = HUB_ACCOUNT) -> pwd.struct_passwd:
@@ -64,7 +52,7 @@ def rest_site(stack_site: Path, *, rest_url: str, api_version: str, jwt_key_file
 
 
 def start_rest_hub(stack_site: Path, home: Path, venv_bin: Path, slurm_conf: str, *, rest_url: str,
-                   api_version: str, jwt_key: Path, timeout_s: float = 60) -> RestHub:
+                   api_version: str, jwt_key: Path, timeout_s: float = 60) -> LtiHub:
     """Start the REST hub as HUB_ACCOUNT with its state under `home` (made anew, owned by that account);
     returns once /hub/health answers."""
     import aifw.hub_config
@@ -94,7 +82,7 @@ def start_rest_hub(stack_site: Path, home: Path, venv_bin: Path, slurm_conf: str
         process = subprocess.Popen([str(Path(venv_bin) / "jupyterhub"), "-f", str(config)], env=env,
                                    cwd=str(home / "state" / "hub"), stdout=out, stderr=subprocess.STDOUT,
                                    user=account.pw_uid, group=account.pw_gid, extra_groups=[])
-    hub = RestHub(url=f"http://127.0.0.1:{REST_HUB_PORTS['bind']}", api_token=token, home=home, process=process,
+    hub = LtiHub(url=f"http://127.0.0.1:{REST_HUB_PORTS['bind']}", api_token=token, home=home, process=process,
                   log=log)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -110,15 +98,5 @@ def start_rest_hub(stack_site: Path, home: Path, venv_bin: Path, slurm_conf: str
     raise AssertionError(f"the REST hub did not answer within {timeout_s} s:\n{hub.log_tail()}")
 
 
-def stop_rest_hub(hub: RestHub) -> None:
-    """Stop the hub (it stops its proxy) and the proxy by pid file if it is left."""
-    hub.process.terminate()
-    try:
-        hub.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        hub.process.kill()
-        hub.process.wait(timeout=10)
-    try:
-        os.kill(int((hub.home / "state" / "hub" / "proxy.pid").read_text().strip()), signal.SIGTERM)
-    except (OSError, ValueError):
-        pass
+# The REST hub stops as the LTI hub does (the hub, then its proxy by pid file).
+stop_rest_hub = stop_lti_hub
