@@ -19,6 +19,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .activity import Activity
+from .courses import courses_handlers
 from .reader import JobReader
 
 #: At most this much of the end of the log is sent.
@@ -134,4 +135,5 @@ def handlers(base_url: str, reader: JobReader, activity: Activity | None = None)
         (url_path_join(base_url, "aifw", "session"), SessionHandler, {"reader": reader, "activity": activity}),
         (url_path_join(base_url, "aifw", "session", "log"), SessionLogHandler, {"reader": reader}),
         (url_path_join(base_url, "aifw", "session", "stop"), SessionStopHandler, {}),
+        *courses_handlers(base_url),  # the course navigator: aifw.extensions.server.courses
     ]

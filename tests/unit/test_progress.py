@@ -298,3 +298,35 @@ def test_aifw_grade_posts_the_gradebooks_scores_and_says_what_it_left_out(monkey
         raise aifw.hubapi.HubApiError(0, "the hub at http://hub:1 did not answer")
     monkeypatch.setattr(aifw.hubapi.HubApi, "call", refuse)
     assert "did not answer" in post_scores("c", "m1", tmp_path, "http://hub:1", env={"AIFW_ADMIN_TOKEN": "tok"})
+
+
+# --------------------------------------------------------------------------- the navigator's server side
+def test_the_navigator_shows_the_published_modules_with_the_learners_progress(tmp_path):
+    from aifw.extensions.server.courses import navigator_view, published_course
+
+    share, home = tmp_path / "share", tmp_path / "home"
+    (share / "c" / "m1-a").mkdir(parents=True)
+    (share / "c" / "m1-a" / "01-x.ipynb").write_text("{}")
+    (share / "c" / "m2-b").mkdir()
+    (home / "courses" / "c" / "m1-a").mkdir(parents=True)
+    (home / "courses" / "c" / "m1-a" / "01-x.ipynb").write_text("{}")
+    # no catalogue.json: the folders give the modules and their notebooks
+    assert [m.id for m in published_course(share, "c").modules] == ["m1-a", "m2-b"]
+    assert published_course(share, "../etc") is None and published_course(share, "nope") is None
+    progress = {"c": [{"module": "m1-a", "checks_passed": 1, "checks_total": 2, "progress": 0.5}]}
+    view = navigator_view(share, home, ["c", "not-published"], progress, None)
+    (course,) = view["courses"]
+    m1, m2 = course["modules"]
+    assert m1["notebooks"] == [{"name": "01-x.ipynb", "path": "courses/c/m1-a/01-x.ipynb", "exists": True}]
+    assert m1["progress"]["progress"] == 0.5 and m2["progress"] is None and m2["notebooks"] == []
+    # with the publisher's catalogue.json: titles, goals, minutes, partition, GPUs and launch link
+    (share / "c" / "catalogue.json").write_text(json.dumps({"id": "c", "title": "The course", "modules": [
+        {"id": "m1-a", "title": "First", "goals": ["learn"], "minutes": 45, "partition": "gpu", "gpus": 1,
+         "launch_link": "/hub/spawn?partition=gpu&gpus=1&runtime=45", "notebooks": ["01-x.ipynb"], "points": 3}]}))
+    (course,) = navigator_view(share, home, ["c"], None, "the progress service did not answer")["courses"]
+    (m1,) = course["modules"]
+    assert course["title"] == "The course" and (m1["title"], m1["minutes"], m1["gpus"]) == ("First", 45, 1)
+    assert m1["launch_link"].startswith("/hub/spawn?") and m1["progress"] is None
+    # a catalogue that is not what we expect is not trusted: back to the folders
+    (share / "c" / "catalogue.json").write_text(json.dumps({"id": "c", "modules": [{"id": "../../x"}]}))
+    assert [m.id for m in published_course(share, "c").modules] == ["m1-a", "m2-b"]

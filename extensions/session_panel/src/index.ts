@@ -3,12 +3,14 @@
  * - `model`: the session's Slurm job (ISessionModel), read from the server extension;
  * - `status`: the status bar item with the walltime countdown;
  * - `panel`: the side panel with the job's details, its log and Stop;
- * - `ending`: the warnings before the end of the walltime, and saving every unsaved document then.
+ * - `ending`: the warnings before the end of the walltime, and saving every unsaved document then;
+ * - `navigator`: the course navigator, the learner's courses and modules with a progress bar each.
  */
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { EndOfWalltime } from './ending';
+import { CourseNavigator } from './navigator';
 import { SessionPanel } from './panel';
 import { ISessionModel, SessionModel } from './session';
 import { SessionStatus } from './statusbar';
@@ -74,5 +76,16 @@ const ending: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [model, status, panel, ending];
+const navigator: JupyterFrontEndPlugin<void> = {
+  id: 'aifw-session-panel:navigator',
+  description: "The course navigator: the learner's courses, their modules and progress; Open opens their own copy.",
+  autoStart: true,
+  requires: [ILabShell, IDocumentManager],
+  activate: (app: JupyterFrontEnd, shell: ILabShell, docManager: IDocumentManager) => {
+    const widget = new CourseNavigator(path => Promise.resolve(docManager.openOrReveal(path)));
+    shell.add(widget, 'left', { rank: 1010 });
+  }
+};
+
+export default [model, status, panel, ending, navigator];
 export * from './session';
