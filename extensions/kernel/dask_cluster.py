@@ -496,7 +496,7 @@ def dask_cluster(
         )
     cluster.aifw_backend = decision.backend
     cluster.aifw_reason = decision.reason
-    if cluster.dashboard_link:  # empty when the dashboard is not served (bokeh missing)
+    if cluster.dashboard_link:  # empty when the scheduler runs no HTTP server
         note += f" Dashboard: {cluster.dashboard_link}"
     if not quiet:
         print(note)
