@@ -21,6 +21,7 @@ TEST_USERS = [
 ]
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected: no proof for tests that will not run
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = str(item.fspath)
