@@ -41,6 +41,7 @@ MAX_BODY = 4 << 20
 GROUP_CACHE_S = 30
 MODULES_CACHE_S = 60
 HUB_TIMEOUT_S = 5
+PARENT_CHECK_S = 2
 
 
 class Directory:
@@ -262,6 +263,7 @@ def make_app(config: ServiceConfig, prefix: str, hub_auth) -> web.Application:
 
 
 def main() -> None:
+    hub_pid = os.getppid()
     logging.basicConfig(level=logging.INFO, format=f"[%(levelname).1s %(asctime)s {SERVICE_NAME}] %(message)s")
     config = ServiceConfig.model_validate_json(os.environ[CONFIG_ENV])
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
@@ -269,7 +271,17 @@ def main() -> None:
     app = make_app(config, prefix, HubOAuth.instance(cache_max_age=60))  # the one the OAuth callback uses
     app.listen(url.port, address=url.hostname)
     log.info("listening on %s:%s%s; database %s", url.hostname, url.port, prefix, config.state_dir / DB_FILE)
-    ioloop.IOLoop.current().start()
+    loop = ioloop.IOLoop.current()
+
+    def exit_with_the_hub() -> None:
+        # A hub killed before it stopped its services leaves this process behind, holding the port with a token
+        # the next hub does not know: it goes when the hub that started it is gone.
+        if os.getppid() != hub_pid:
+            log.warning("the hub that started this service (pid %d) is gone: stopping", hub_pid)
+            loop.stop()
+
+    ioloop.PeriodicCallback(exit_with_the_hub, PARENT_CHECK_S * 1000).start()
+    loop.start()
 
 
 if __name__ == "__main__":

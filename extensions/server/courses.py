@@ -4,8 +4,9 @@ What it answers, per course the learner is in (the hub's progress service says w
 token; without an answer from it, the courses in the learner's ~/courses that are published):
 
 - the course and its modules from the published catalogue, ``$AIFW_HOME/share/courses/<course>/``: the
-  module's title, goals, minutes, partition, GPUs and launch link from ``catalogue.json`` when the publisher
-  wrote one (course.yaml's public fields: it holds no tests), else the module folders and their notebooks;
+  module's title, goals, minutes, partition, GPUs, notebooks and launch link from the course's public entry
+  ``.catalogue.json`` (aifw.courses.publish.catalogue_entry: no answers, no tests), read as untrusted input;
+  without a usable one, the module folders and their notebooks;
 - each module's notebooks, as paths of the learner's own copy (``courses/<course>/<module>/<notebook>``,
   relative to the server's root, the home) and whether it is there yet;
 - each module's progress (aifw.hub_config.progress's formula), from the service.
@@ -29,7 +30,6 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from aifw.names import NBGRADER_ID, NOTEBOOK_FILE, SLURM_NAME, matches
 
-CATALOGUE_FILE = "catalogue.json"
 PROGRESS_TIMEOUT_S = 3.0
 COURSE_RE = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
 
@@ -45,7 +45,8 @@ class ModuleView(_View):
     minutes: int | None = Field(None, ge=0)
     partition: str | None = Field(None, pattern=SLURM_NAME)
     gpus: int | None = Field(None, ge=0)
-    launch_link: str | None = Field(None, max_length=2000, pattern=r"^/")  # relative to the hub
+    # the hub's spawn page with the module's preset, relative to the hub's root: nothing that could lead elsewhere
+    launch_link: str | None = Field(None, max_length=500, pattern=r"^/hub/spawn\?[A-Za-z0-9=&_.%\-]*$")
     notebooks: list[str] = Field(default_factory=list, max_length=100)
 
 
@@ -61,12 +62,14 @@ def shared_courses(env: dict[str, str]) -> Path | None:
 
 
 def published_course(share: Path, course: str) -> CourseView | None:
-    """The course as the publisher left it in the share (its catalogue.json, else its folders)."""
+    """The course as the publisher left it in the share (its .catalogue.json, else its folders)."""
+    from aifw.courses.publish import CATALOGUE
+
     root = share / course
     if not matches(SLURM_NAME, course) or not root.is_dir():
         return None
     try:
-        return CourseView.model_validate_json((root / CATALOGUE_FILE).read_text(encoding="utf-8"))
+        return CourseView.model_validate_json((root / CATALOGUE).read_text(encoding="utf-8"))
     except (OSError, ValidationError):
         pass  # no catalogue (or one we cannot trust): the folders say which modules and notebooks there are
     modules = []

@@ -29,6 +29,11 @@ def test_the_navigator_shows_the_modules_with_progress_and_opens_the_learners_co
     module = navigator.locator(f'.aifw-Module[data-module="{MODULE}"]')
     expect(module).to_be_visible(timeout=30_000)
     expect(navigator.locator(".aifw-Module")).to_have_count(7)  # the course's seven modules
+    # from the course's published catalogue entry
+    expect(module.locator("h4")).to_have_text("First steps on an AI Factory")
+    expect(module.locator(".aifw-Module-facts")).to_have_text("45 min · partition gpu · 1 GPU")
+    expect(module.locator("a", has_text="Start a session")).to_have_attribute(
+        "href", "/hub/spawn?partition=gpu&gpus=1&runtime=45")
     bar = module.locator(".aifw-Progress")
     expect(bar).to_have_attribute("role", "progressbar")
     assert int(bar.get_attribute("aria-valuenow")) > 0

@@ -319,8 +319,8 @@ def test_the_navigator_shows_the_published_modules_with_the_learners_progress(tm
     m1, m2 = course["modules"]
     assert m1["notebooks"] == [{"name": "01-x.ipynb", "path": "courses/c/m1-a/01-x.ipynb", "exists": True}]
     assert m1["progress"]["progress"] == 0.5 and m2["progress"] is None and m2["notebooks"] == []
-    # with the publisher's catalogue.json: titles, goals, minutes, partition, GPUs and launch link
-    (share / "c" / "catalogue.json").write_text(json.dumps({"id": "c", "title": "The course", "modules": [
+    # with the publisher's .catalogue.json: titles, goals, minutes, partition, GPUs and launch link
+    (share / "c" / ".catalogue.json").write_text(json.dumps({"id": "c", "title": "The course", "modules": [
         {"id": "m1-a", "title": "First", "goals": ["learn"], "minutes": 45, "partition": "gpu", "gpus": 1,
          "launch_link": "/hub/spawn?partition=gpu&gpus=1&runtime=45", "notebooks": ["01-x.ipynb"], "points": 3}]}))
     (course,) = navigator_view(share, home, ["c"], None, "the progress service did not answer")["courses"]
@@ -328,5 +328,7 @@ def test_the_navigator_shows_the_published_modules_with_the_learners_progress(tm
     assert course["title"] == "The course" and (m1["title"], m1["minutes"], m1["gpus"]) == ("First", 45, 1)
     assert m1["launch_link"].startswith("/hub/spawn?") and m1["progress"] is None
     # a catalogue that is not what we expect is not trusted: back to the folders
-    (share / "c" / "catalogue.json").write_text(json.dumps({"id": "c", "modules": [{"id": "../../x"}]}))
-    assert [m.id for m in published_course(share, "c").modules] == ["m1-a", "m2-b"]
+    for wrong in ({"id": "../../x"}, {"id": "m1-a", "launch_link": "//elsewhere.example/hub/spawn?x=1"},
+                  {"id": "m1-a", "launch_link": "/hub/spawn?a=<script>"}):
+        (share / "c" / ".catalogue.json").write_text(json.dumps({"id": "c", "modules": [wrong]}))
+        assert [m.id for m in published_course(share, "c").modules] == ["m1-a", "m2-b"], wrong
