@@ -58,7 +58,8 @@ def write_test_site(home: Path) -> Path:
                                "max_cpus": 2, "max_memory_gb": 2, "max_runtime_minutes": 2,
                                "default_runtime_minutes": 2})
     # A reservation the site offers but Slurm does not have (sbatch refuses it), and the workshop's, which the
-    # sandbox makes: 2 cores of the last node for the course's project (the class tests start in it).
+    # sandbox makes: 2 cores (one on each node, so that least-loaded placement stays even) for the course's
+    # project (the class tests start in it).
     data["slurm"]["reservations"] = ["no-such-event", "test-workshop"]
     data["sandbox"]["reservations"] = [{"name": "test-workshop", "accounts": ["training-2026"], "cores": 2}]
     # A software environment that cannot start, as when a module is missing on the node.

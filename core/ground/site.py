@@ -271,8 +271,8 @@ class SandboxReservation(_Model):
 
     name: SlurmName = Field(description="Reservation name; list it in slurm.reservations too, so sessions may ask for it.")
     accounts: list[SlurmName] = Field(min_length=1, description="Projects (Slurm accounts) whose jobs may run in it.")
-    nodes: list[SlurmName] | None = Field(None, min_length=1, description="Compute nodes it holds cores on (node1, node2, ...; None: the last compute node).")
-    cores: int | None = Field(None, ge=1, le=4096, description="Cores it holds in all (CoreCnt), the rest of the nodes stays free for other jobs (None: the whole nodes).")
+    nodes: list[SlurmName] | None = Field(None, min_length=1, description="Compute nodes it holds cores on (node1, node2, ...; None: every compute node).")
+    cores: int | None = Field(None, ge=1, le=4096, description="Cores it holds in all, spread evenly over its nodes (CoreCnt); the rest of the nodes stays free for other jobs, and the least-loaded placement of other jobs stays even (None: the whole nodes).")
     days: int = Field(365, ge=1, le=3650, description="How long it lasts from when the sandbox makes it.")
 
 
@@ -331,7 +331,7 @@ class SandboxSettings(_Model):
         return self
 
     def reservation_nodes(self, reservation: SandboxReservation) -> list[str]:
-        return list(reservation.nodes) if reservation.nodes else [self.nodes[-1][0]]
+        return list(reservation.nodes) if reservation.nodes else [n for n, _ in self.nodes]
 
     @property
     def is_cluster(self) -> bool:

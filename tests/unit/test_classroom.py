@@ -126,7 +126,7 @@ def _sandbox_site(reservations):
     return site_from_dict(data), SiteError
 
 
-def test_the_sandbox_demo_makes_a_workshop_reservation_on_the_last_node_once():
+def test_the_sandbox_demo_makes_a_workshop_reservation_on_every_node_once():
     from aifw.sandbox.reservations import apply_reservations
 
     site, _ = _sandbox_site([{"name": "workshop", "accounts": ["training-2026"], "cores": 4}])
@@ -142,8 +142,8 @@ def test_the_sandbox_demo_makes_a_workshop_reservation_on_the_last_node_once():
 
     said = []
     assert apply_reservations(site, Slurm(), say=said.append) == 1
-    assert made == [("workshop", {"accounts": ["training-2026"], "nodes": ["node2"], "cores": 4, "days": 365})]
-    assert said == ["reservation workshop: 4 cores of node2 for training-2026, 365 days"]
+    assert made == [("workshop", {"accounts": ["training-2026"], "nodes": ["node1", "node2"], "cores": 4, "days": 365})]
+    assert said == ["reservation workshop: 4 cores of node1, node2 for training-2026, 365 days"]
     assert apply_reservations(site, Slurm(), say=said.append) == 0  # made once: up again changes nothing
 
 
