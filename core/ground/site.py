@@ -298,7 +298,7 @@ class SandboxSettings(_Model):
     slurmrestd_port: int = Field(6820, ge=1024, le=65535, description="Port of slurmrestd (Slurm's REST API, JWT authentication) on 127.0.0.1; it runs as the system user <netns_prefix>-rest.")
     node: SandboxNode = Field(SandboxNode(), description="The size of each compute node.")
     demo_users: list[DemoUser] = Field([], description="Unix accounts created with generated passwords.")
-    reservations: list[SandboxReservation] = Field([], description="Reservations the sandbox makes for training events (made once; delete one with scontrol to have it made again).")
+    reservations: list[SandboxReservation] = Field([], description="Reservations the sandbox makes for training events (made again when the site file changes them).")
 
     @field_validator("network")
     @classmethod

@@ -133,18 +133,31 @@ def test_the_sandbox_demo_makes_a_workshop_reservation_on_every_node_once():
     assert "workshop" in site.slurm.reservations  # offered in the form: sessions may ask for it
     made = []
 
+    held: dict[str, dict] = {}
+    deleted = []
+
     class Slurm:
-        def reservation_names_sync(self):
-            return [m[0] for m in made]
+        def reservations_sync(self):
+            return held
+
+        def delete_reservation_sync(self, name):
+            deleted.append(name)
+            held.pop(name)
 
         def create_reservation_sync(self, name, **kw):
             made.append((name, kw))
+            held[name] = {"ReservationName": name, "Nodes": "node[1-2]", "CoreCnt": str(kw["cores"]),
+                          "Accounts": ",".join(kw["accounts"])}
 
     said = []
     assert apply_reservations(site, Slurm(), say=said.append) == 1
     assert made == [("workshop", {"accounts": ["training-2026"], "nodes": ["node1", "node2"], "cores": 4, "days": 365})]
     assert said == ["reservation workshop: 4 cores of node1, node2 for training-2026, 365 days"]
-    assert apply_reservations(site, Slurm(), say=said.append) == 0  # made once: up again changes nothing
+    assert apply_reservations(site, Slurm(), say=said.append) == 0  # as the site says: up again changes nothing
+    # One that differs (an older site file held 2 cores of node2) is made again as the site says.
+    held["workshop"].update(Nodes="node2", CoreCnt="2")
+    assert apply_reservations(site, Slurm(), say=said.append) == 1 and deleted == ["workshop"]
+    assert held["workshop"]["Nodes"] == "node[1-2]"
 
 
 def test_a_reservation_on_a_node_the_sandbox_lacks_is_refused_with_its_nodes():

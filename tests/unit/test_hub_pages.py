@@ -72,9 +72,12 @@ class _Spawner(SimpleNamespace):
 
 
 def _user(*cards):
-    spawners = [_Spawner(card=c) for c in cards]
-    return SimpleNamespace(name="ann", escaped_name="ann", json_escaped_name="ann", spawner=SimpleNamespace(options_form=""),
-                           all_spawners=lambda include_default=True: iter(spawners),
+    """A user whose default server has the first card, with named servers for the others, and one named server
+    the hub has not loaded (JupyterHub then yields its bare database row, which has no card)."""
+    spawners = [_Spawner(card=c, options_form="") for c in (cards or (card(active=False),))]
+    named = spawners[1:] + [SimpleNamespace(name="never-loaded")]
+    return SimpleNamespace(name="ann", escaped_name="ann", json_escaped_name="ann", spawner=spawners[0],
+                           all_spawners=lambda include_default=True: iter(spawners[:1] + named if include_default else named),
                            server_url=lambda name="": f"/user/ann/{name + '/' if name else ''}", admin=False)
 
 
@@ -190,3 +193,12 @@ def test_the_catalogue_entry_stays_in_the_share_and_is_not_copied_into_homes(tmp
     (course / STAMP).write_text("x")
     added = sync(tmp_path / "share", tmp_path / "home")
     assert [p.relative_to(tmp_path / "home") for p in added] == [Path("courses/c1/m1/01.ipynb")]
+
+
+def test_a_named_session_has_its_card_beside_the_stopped_default_one():
+    named = session_card("gpu", active=True, ready=True, pending=None, request=REQ, last_request=REQ, info=None,
+                         job_id="43", node="node1", ready_at=time.time(), last_end="")
+    html = _render("home.html", user=_user(card(active=False), named), default_server=SimpleNamespace(active=False),
+                   url="/hub/spawn/ann", allow_named_servers=True, named_server_limit_per_user=1)
+    assert html.count('data-state="running"') == 1 and 'data-server-name="gpu"' in html
+    assert 'href="/user/ann/gpu/">Open</a>' in html and "never-loaded" not in html

@@ -253,10 +253,13 @@ class SlurmClient:
             raise
         return parse_squeue_jobs(res.stdout)
 
-    def reservation_names_sync(self) -> list[str]:
-        """The names of the reservations slurmctld holds now."""
+    def reservations_sync(self) -> dict[str, dict[str, str]]:
+        """The reservations slurmctld holds now, by name: scontrol's fields (Nodes, CoreCnt, Accounts, ...)."""
         res = self.run_sync("scontrol", ["-o", "show", "reservation"])
-        return [r["ReservationName"] for r in parse_scontrol_records(res.stdout) if r.get("ReservationName")]
+        return {r["ReservationName"]: r for r in parse_scontrol_records(res.stdout) if r.get("ReservationName")}
+
+    def delete_reservation_sync(self, name: str) -> None:
+        self.run_sync("scontrol", ["delete", f"ReservationName={_name(name)}"])
 
     def create_reservation_sync(self, name: str, *, accounts: Sequence[str], nodes: Sequence[str],
                                 cores: int | None = None, days: int = 365) -> None:
