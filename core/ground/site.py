@@ -318,6 +318,9 @@ class SandboxSettings(_Model):
         refuse_repeats((r.name for r in self.reservations), "reservation names")
         names = {n for n, _ in self.nodes}
         for r in self.reservations:
+            if r.cores is not None and r.cores < len(self.reservation_nodes(r)):
+                raise ValueError(f"reservation {r.name!r} holds {r.cores} core(s) on {len(self.reservation_nodes(r))} "
+                                 "nodes: give it at least one core per node, or name fewer nodes")
             unknown = [n for n in (r.nodes or []) if n not in names]
             if unknown:
                 raise ValueError(f"reservation {r.name!r} names node(s) {', '.join(unknown)} the sandbox does not have "

@@ -164,3 +164,17 @@ def test_a_reservation_on_a_node_the_sandbox_lacks_is_refused_with_its_nodes():
     site_error = _sandbox_site([])[1]
     with pytest.raises(site_error, match="reservation 'w' names node.s. node9 the sandbox does not have .its nodes: node1, node2"):
         _sandbox_site([{"name": "w", "accounts": ["training-2026"], "nodes": ["node9"]}])
+
+
+def test_a_reservation_holds_at_least_a_core_on_each_of_its_nodes_and_slurm_gets_one_count_per_node():
+    from aifw.slurm import SlurmClient
+
+    site_error = _sandbox_site([])[1]
+    with pytest.raises(site_error, match="holds 1 core.s. on 2 nodes: give it at least one core per node"):
+        _sandbox_site([{"name": "w", "accounts": ["training-2026"], "cores": 1}])
+    calls = []
+    client = SlurmClient()
+    client.run_sync = lambda command, args, **kw: calls.append((command, args))
+    client.create_reservation_sync("w", accounts=["training-2026"], nodes=["node1", "node2"], cores=5, days=2)
+    assert calls == [("scontrol", ["create", "reservation", "ReservationName=w", "StartTime=now", "Duration=2-00:00:00",
+                                   "Accounts=training-2026", "Nodes=node1,node2", "CoreCnt=3,2"])]

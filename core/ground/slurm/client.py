@@ -264,15 +264,17 @@ class SlurmClient:
     def create_reservation_sync(self, name: str, *, accounts: Sequence[str], nodes: Sequence[str],
                                 cores: int | None = None, days: int = 365) -> None:
         """A reservation from now on for `days` days, for the jobs of `accounts`, on `nodes`; with `cores`, only
-        that many cores of them (the rest stays free for other jobs)."""
-        if not accounts or not nodes or not 1 <= days <= 3650 or (cores is not None and not 1 <= cores <= 1_000_000):
-            raise ValueError(f"a reservation needs accounts, nodes, 1-3650 days and a positive core count; got "
+        that many cores of them, spread evenly over the nodes (the rest stays free for other jobs)."""
+        if not accounts or not nodes or not 1 <= days <= 3650 or (
+                cores is not None and not len(nodes) <= cores <= 1_000_000):
+            raise ValueError(f"a reservation needs accounts, nodes, 1-3650 days and at least one core per node; got "
                              f"{accounts!r}, {nodes!r}, {days!r}, {cores!r}")
         args = ["create", "reservation", f"ReservationName={_name(name)}", "StartTime=now",
                 f"Duration={int(days)}-00:00:00", f"Accounts={','.join(_name(a) for a in accounts)}",
                 f"Nodes={','.join(_name(n) for n in nodes)}"]
-        if cores is not None:
-            args.append(f"CoreCnt={int(cores)}")
+        if cores is not None:  # slurmctld wants one count per node when there are several
+            per_node = [cores // len(nodes) + (1 if i < cores % len(nodes) else 0) for i in range(len(nodes))]
+            args.append(f"CoreCnt={','.join(str(c) for c in per_node)}")
         self.run_sync("scontrol", args)
 
     def named_jobs_sync(self, names: Sequence[str]) -> dict[str, list[JobInfo]]:
