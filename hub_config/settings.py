@@ -13,6 +13,7 @@ from aifw.names import course_group
 from aifw.site import Site
 
 from .course_cards import courses_for
+from .culling import culler_service
 from .lti_grades import grades_service
 from .progress import progress_service
 
@@ -82,6 +83,9 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
     fg_services, fg_roles = formgrader_services(site)
     services += fg_services
     roles += fg_roles
+    cull_services, cull_roles = culler_service(site)  # jupyterhub-idle-culler (aifw.hub_config.culling)
+    services += cull_services
+    roles += cull_roles
     roles += class_roles(site)
     grades_services, grades_roles = grades_service(site, home=home, admin_service=ADMIN_SERVICE if admin_token else None)
     services += grades_services

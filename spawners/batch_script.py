@@ -31,6 +31,9 @@ END_SIGNAL = "USR2"
 #: The environment the session panel's server extension reads (aifw.extensions.server.ending).
 WARNINGS_ENV = "AIFW_WALLTIME_WARNINGS_MINUTES"
 END_SIGNAL_ENV = "AIFW_END_SIGNAL_SECONDS"
+#: ... and the idle cull's (aifw.extensions.server.activity): this session's limit, the GPU threshold.
+IDLE_CULL_ENV = "AIFW_IDLE_CULL_MINUTES"
+GPU_BUSY_ENV = "AIFW_GPU_BUSY_PERCENT"
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ def session_script(request: SessionRequest, environment: Environment, ctx: Scrip
         purpose=PURPOSE,
         exports={WARNINGS_ENV: ",".join(str(m) for m in session.walltime_warnings_minutes),
                  END_SIGNAL_ENV: str(session.end_signal_seconds),
+                 IDLE_CULL_ENV: str(session.idle_cull_minutes(request.gpus)),
+                 GPU_BUSY_ENV: str(session.gpu_busy_percent),
                  "MEM_LIMIT": str(request.memory_gb * 1024 ** 3), "CPU_LIMIT": str(request.cpus)},
         beside=[list(argv) for argv in ctx.beside],
         prologue=environment.prologue,

@@ -60,6 +60,7 @@ def test_no_admin_service_without_a_token():
 def test_no_services_or_roles_without_a_token_or_courses():
     data = yaml.safe_load(example_site_path("sandbox").read_text())
     data["courses"] = []
+    data["session"] = {**data.get("session", {}), "idle_cull_minutes_cpu": 0, "idle_cull_minutes_gpu": 0}
     s = build_settings(site_from_dict(data), home="/x")
     assert "services" not in s["JupyterHub"] and "load_roles" not in s["JupyterHub"]
 
@@ -186,9 +187,10 @@ def test_service_ports_come_from_the_site_and_do_not_clash_with_the_hub():
     assert ports == [18100, 18101, 18103]  # the formgraders, then aifw-progress (18102 is aifw-lti-grades' with lti)
     assert not {18000, 18081, 18001} & set(ports)
     names = [svc["name"] for svc in s["JupyterHub"]["services"]]
-    assert names == [ADMIN_SERVICE, "formgrader-aif-foundations", "formgrader-other-course", "aifw-progress"]
+    assert names == [ADMIN_SERVICE, "formgrader-aif-foundations", "formgrader-other-course", "idle-culler",
+                     "aifw-progress"]
     assert [r["name"] for r in s["JupyterHub"]["load_roles"]] == [
-        "aifw-admin", "formgrader-aif-foundations-trainers", "formgrader-other-course-trainers",
+        "aifw-admin", "formgrader-aif-foundations-trainers", "formgrader-other-course-trainers", "idle-culler",
         "course-aif-foundations-class", "course-other-course-class",
         "aifw-progress-service", "aifw-progress-trainers", "aifw-progress-graders"]
 

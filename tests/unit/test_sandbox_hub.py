@@ -47,3 +47,12 @@ def test_a_hub_started_before_a_reinstall_is_known_to_run_old_code(tmp_path):
     assert not hub_runs_old_code(stack)
     (venv / ".aifw-src").write_text("bbbb\n")  # make install-test put new code in
     assert hub_runs_old_code(stack)
+
+
+def test_every_service_the_hub_starts_itself_is_known_by_name(tmp_path):
+    from aifw.sandbox.hub import managed_service_names
+
+    stack = Stack(home=tmp_path / "home", site=load_site(example_site_path("sandbox")))
+    names = managed_service_names(stack)
+    assert {f"formgrader-{stack.site.courses[0].id}", "idle-culler", "aifw-progress"} <= names
+    assert "aifw-admin" not in names  # the scripts' token, no process

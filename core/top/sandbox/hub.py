@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import aifw.hub_config
-from aifw.hub_config.settings import formgrader_service_name
+from aifw.hub_config.settings import build_settings
 
 from .layout import Stack
 from .processes import SandboxError, pid_alive, read_pid, say, spawn_background, stop_pid_file, wait_for
@@ -103,10 +103,17 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return f"(the log cannot be read: {err.strerror})"
 
 
+def managed_service_names(stack: Stack) -> set[str]:
+    """The names of the services the stack's hub starts itself (formgraders, the culler, the progress and
+    grades services: every service of its settings with a command)."""
+    services = build_settings(stack.site, home=str(stack.home), admin_token="-")["JupyterHub"].get("services", [])
+    return {svc["name"] for svc in services if svc.get("command")}
+
+
 def service_processes(stack: Stack, proc: Path = Path("/proc")) -> list[int]:
     """The pids of processes that are this stack's hub's managed services: JUPYTERHUB_SERVICE_NAME is one of
     the site's service names and JUPYTERHUB_API_URL ends in this hub's API port."""
-    names = {formgrader_service_name(c.id) for c in stack.site.courses}
+    names = managed_service_names(stack)
     api_suffix = f":{stack.site.hub.hub_port}/hub/api"
     pids = []
     for entry in proc.iterdir():
