@@ -4,11 +4,13 @@
  * - `status`: the status bar item with the walltime countdown;
  * - `panel`: the side panel with the job's details, its log and Stop;
  * - `ending`: the warnings before the end of the walltime, and saving every unsaved document then;
- * - `navigator`: the course navigator, the learner's courses and modules with a progress bar each.
+ * - `navigator`: the course navigator, the learner's courses and modules with a progress bar each;
+ * - `idleCull` (cull.ts): the warning before an idle cull.
  */
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IStatusBar } from '@jupyterlab/statusbar';
+import { idleCull } from './cull';
 import { EndOfWalltime } from './ending';
 import { CourseNavigator } from './navigator';
 import { SessionPanel } from './panel';
@@ -87,5 +89,5 @@ const navigator: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [model, status, panel, ending, navigator];
+export default [model, status, panel, ending, navigator, idleCull];
 export * from './session';
