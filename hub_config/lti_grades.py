@@ -291,8 +291,8 @@ class ServiceConfig(_Frozen):
 
 
 def service_port(site: Site) -> int:
-    """The service's loopback port: after the formgraders (services_port_base + number of courses)."""
-    return site.hub.services_port_base + len(site.courses)
+    """The service's loopback port (`Site.service_port`: after the formgraders)."""
+    return site.service_port("aifw-lti-grades")
 
 
 def grades_service(site: Site, *, home: str, admin_service: str | None) -> tuple[list[dict], list[dict]]:

@@ -129,15 +129,13 @@ def progress_of(modules: list[ModuleChecks], passed: set[tuple[str, str, str]],
 
 
 def service_port(site: Site) -> int:
-    """The service's loopback port: after the formgraders (services_port_base + 0 .. number of courses - 1) and the
-    LTI grades service (services_port_base + number of courses)."""
-    return site.hub.services_port_base + len(site.courses) + 1
+    """The service's port (`Site.service_port`: after the formgraders and the LTI grades service)."""
+    return site.service_port(SERVICE_NAME)
 
 
 def service_url(site: Site) -> str:
-    """Where the service listens: on the address compute nodes reach the login node on (the hub's), so that a
-    learner's kernel on a node can post to it directly (the proxy may listen on loopback only)."""
-    return f"http://{site.hub.hub_connect_ip or site.hub.hub_ip}:{service_port(site)}"
+    """Where the service listens (`Site.progress_service_url`)."""
+    return site.progress_service_url
 
 
 def progress_service(site: Site, *, home: str, admin_service: str | None) -> tuple[list[dict], list[dict]]:

@@ -234,6 +234,8 @@ class AIFSlurmSpawner(SlurmSpawner):
         venv_bin = str(self.site.paths.venv / "bin")
         env["PATH"] = f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"
         env["AIFW_HOME"] = self.site.paths.runtime_prefix
+        if self.site.courses:  # where a passed instant check is posted (aifw.extensions.kernel.progress_report)
+            env["AIFW_PROGRESS_URL"] = self.site.progress_service_url + "/services/aifw-progress/"
         return env
 
     def session_command(self) -> list[str]:

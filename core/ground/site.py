@@ -523,6 +523,24 @@ class Site(_Model):
         """Ids of the courses `user` takes or teaches; a course that lists no learners is open to everyone."""
         return [c.id for c in self.courses if not c.learners or user in c.learners or user in c.trainers]
 
+    def service_port(self, service: str) -> int:
+        """The port of one of the hub's own services, from `hub.services_port_base` on: each course's formgrader
+        (`formgrader-<id>`, by the course's index), then `aifw-lti-grades`, then `aifw-progress`. ValueError for
+        a name that is none of them."""
+        base, courses = self.hub.services_port_base, self.course_ids
+        if service.startswith("formgrader-") and service[len("formgrader-"):] in courses:
+            return base + courses.index(service[len("formgrader-"):])
+        after = {"aifw-lti-grades": 0, "aifw-progress": 1}
+        if service not in after:
+            raise ValueError(f"no hub service {service!r} has a port here")
+        return base + len(courses) + after[service]
+
+    @property
+    def progress_service_url(self) -> str:
+        """Where the progress service listens: on the address compute nodes reach the login node on (the hub's),
+        so that a learner's kernel on a node can post to it directly (the proxy may listen on loopback only)."""
+        return f"http://{self.hub.hub_connect_ip or self.hub.hub_ip}:{self.service_port('aifw-progress')}"
+
     @property
     def course_ids(self) -> list[str]:
         return [c.id for c in self.courses]
