@@ -38,9 +38,9 @@ def test_learner_starts_a_session_runs_a_cell_and_stops_it(stack, hub, page):
     expect(page.locator(".jp-OutputArea-output").first).to_contain_text(re.compile(r"job \d+ on debug"), timeout=60_000)
     # Stop the session from the hub page.
     page.goto(f"{stack.hub_url}/hub/home")
-    page.click("#stop")
+    page.click(".aifw-session .aifw-stop")  # the session's card (hub_config/templates/home.html)
     expect(page.locator("#start")).to_be_visible(timeout=60_000)
-    # The page flips to "Start" as soon as the hub accepts the stop; the job is gone once it completes.
+    # The page shows "New session" once the hub accepted the stop; the job is gone once it completes.
     deadline = time.monotonic() + 30
     while (stack.squeue(name) or hub.user_model(name)["servers"]) and time.monotonic() < deadline:
         time.sleep(0.5)
