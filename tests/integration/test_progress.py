@@ -41,20 +41,22 @@ def test_a_passed_check_reaches_the_service_and_only_its_learner_and_trainers_re
     trainer = "test-trainer1"
     trainer_login = hub.login(trainer)
     trainer_token = hub.user_token(trainer_login, trainer)
-    assert hub.start(learner, {"partition": "cpu"}, token=token).status_code in (201, 202)
-    hub.wait_ready(learner)
-    out = hub.run_code(learner, token, KERNEL_CODE)
-    assert "posting to http" in out, out
-
     def m1(t: str) -> dict:
         r = _get(hub, "api/progress", t)
         assert r.status_code == 200, r.text
         return next(m for m in r.json()["courses"][COURSE] if m["module"] == MODULE)
 
-    assert wait_until(lambda: m1(token)["checks_passed"] == 1, timeout=15), f"{m1(token)}; kernel said: {out}"
+    # Earlier tests of the suite may have passed checks of these learners already: count from here.
+    before, other_before = m1(token)["checks_passed"], m1(other_token)["checks_passed"]
+    assert hub.start(learner, {"partition": "cpu"}, token=token).status_code in (201, 202)
+    hub.wait_ready(learner)
+    out = hub.run_code(learner, token, KERNEL_CODE)
+    assert "posting to http" in out, out
+
+    assert wait_until(lambda: m1(token)["checks_passed"] >= max(1, before), timeout=15), f"{m1(token)}; kernel said: {out}"
     mine = m1(token)
-    assert mine["checks_total"] > 1 and 0 < mine["progress"] < 1
-    assert m1(other_token)["checks_passed"] == 0  # the other learner's progress is their own
+    assert mine["checks_total"] > 1 and 0 < mine["progress"] <= 1
+    assert m1(other_token)["checks_passed"] == other_before  # the other learner's progress is their own
 
     refused = _get(hub, f"api/courses/{COURSE}/progress?format=csv", other_token)
     assert refused.status_code == 403 and "only trainers" in refused.json()["message"]
@@ -62,7 +64,7 @@ def test_a_passed_check_reaches_the_service_and_only_its_learner_and_trainers_re
     table = _get(hub, f"api/courses/{COURSE}/progress?format=csv", trainer_token)
     assert table.status_code == 200 and table.headers["Content-Type"].startswith("text/csv")
     rows = {(r["learner"], r["module"]): r for r in csv.DictReader(io.StringIO(table.text))}
-    assert rows[(learner, MODULE)]["checks_passed"] == "1"
+    assert rows[(learner, MODULE)]["checks_passed"] == str(mine["checks_passed"])
 
     # the trainers' page, through the hub's OAuth login in the trainer's browser session
     page = trainer_login.get(f"{hub.info.hub_url}/services/aifw-progress/course/{COURSE}", timeout=30)

@@ -104,7 +104,7 @@ def test_the_form_lists_the_real_partitions_with_live_availability(stack, hub):
     idle: dict[str, int] = {}  # sinfo prints a line per partition and node state: add them up
     for line in stack.slurm("sinfo", "-h", "-o", "%P|%C|%t").split():
         partition, cpus, state = line.split("|")
-        if not state.endswith("*") and state.rstrip("~#!%$@^-+") in {"idle", "mix", "alloc"}:
+        if not state.endswith("*") and state.rstrip("~#!%$@^-+") in {"idle", "mix", "alloc", "resv"}:
             idle[partition.rstrip("*")] = idle.get(partition.rstrip("*"), 0) + int(cpus.split("/")[1])
     assert set(idle) == {"cpu", "gpu", "debug", "short"}
     for partition, cpus in idle.items():

@@ -9,6 +9,7 @@ import stat
 from datetime import datetime, timezone
 
 import pytest
+from aifw_testing import run_coroutine
 import yaml
 
 from aifw.hub_config import lti_grades as g
@@ -273,7 +274,6 @@ class _FakeHubAuth:
 
 
 def test_the_service_records_launches_from_the_hub_only_and_publishes_for_allowed_tokens(tmp_path):
-    import asyncio
 
     from tornado.httpclient import AsyncHTTPClient
 
@@ -312,7 +312,7 @@ def test_the_service_records_launches_from_the_hub_only_and_publishes_for_allowe
             server.stop()
         return results, publisher.store
 
-    results, store = asyncio.run(scenario())
+    results, store = run_coroutine(scenario())  # asyncio.run fails once the browser tier left a loop running
     assert results["info"][0] == 200 and json.loads(results["info"][1])["jwks"] == prefix + "jwks.json"
     assert results["jwks"][0] == 200 and json.loads(results["jwks"][1])["keys"][0]["kty"] == "RSA"
     assert results["launch-no-token"][0] == 403 and results["launch-wrong-token"][0] == 403

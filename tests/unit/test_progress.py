@@ -1,13 +1,13 @@
 """Learners' progress (pure parts, the store, the service's HTTP boundary with a fake hub, the kernel's reporter)."""
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 from pathlib import Path
 
 import pytest
+from aifw_testing import run_coroutine
 from pydantic import ValidationError
 
 from aifw.hub_config import progress as p
@@ -211,7 +211,7 @@ def test_the_service_keeps_each_learners_progress_to_themselves_and_their_traine
 
     original = Directory.members
     try:
-        r = asyncio.run(scenario())
+        r = run_coroutine(scenario())  # asyncio.run fails once the browser tier left a loop running
     finally:
         Directory.members = original
     assert r["anonymous"][0] == 403
