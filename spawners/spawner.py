@@ -426,7 +426,13 @@ class AIFSlurmSpawner(SlurmSpawner):
         return info
 
     def _log_tail(self, lines: int = 12) -> str:
-        path = Path(log_path(self._home()).replace("%j", self.job_id))
+        """The job log's last lines; "" when it cannot be read (also without a unix account here: a message
+        about the job's end must not turn into one about the account)."""
+        try:
+            home = pwd.getpwnam(self.user.name).pw_dir
+        except KeyError:
+            return ""
+        path = Path(log_path(home).replace("%j", self.job_id))
         try:
             text = path.read_text(errors="replace").strip().splitlines()
         except OSError:

@@ -66,6 +66,12 @@ def up(stack: Stack) -> bool:
     stack.state.chmod(0o755)
     stack.logs.chmod(0o700)
     stack.site_file.write_text(effective_site_text(stack))
+    # The unix accounts before Slurm: slurmctld maps each user of the accounting database to a uid when it
+    # loads them (at its start, or when sacctmgr adds one), and a user not on the system then stays unmatched
+    # ("Invalid account or account/partition combination") until a reconfigure. On a fresh machine the demo
+    # users are new.
+    info = load_sandbox_json(stack)
+    users = ensure_demo_users(stack.site, info.get("users", {}))
     start_munge(stack)
     ensure_jwt_key(stack)
     accounting.start_database(stack)
@@ -74,8 +80,6 @@ def up(stack: Stack) -> bool:
     start_slurmrestd(stack)
     apply_projects(stack.site, stack.slurm, say=say)
     apply_reservations(stack.site, stack.slurm, say=say)
-    info = load_sandbox_json(stack)
-    users = ensure_demo_users(stack.site, info.get("users", {}))
     token = info.get("api_token") or secrets.token_hex(32)
     write_sandbox_json(stack, {
         "hub_url": stack.hub_url,

@@ -8,9 +8,11 @@ labelled examples; they fine-tune it in full and with LoRA, quantise it and serv
 downloaded: the data ships inside scikit-learn. The checkpoint records which images it was trained on
 (`pretrain_indices`), so that the new task provably uses others.
 
-The run is reproducible bit for bit on a CPU: fixed seeds, one thread, deterministic algorithms. Re-running
-this script writes a checkpoint with exactly the same tensors (tests/unit/test_m7_pretrained.py re-runs the
-training and compares them with the committed checkpoint; `--check` does the same from the command line).
+The run is reproducible: fixed seeds, one thread, deterministic algorithms. On one kind of CPU it gives the
+same tensors bit for bit; across CPUs whose vector units differ (AVX2, AVX-512: torch picks its kernels by
+the CPU) float rounding moves weights by about 1e-7, so a re-run is compared with the checkpoint within
+REPRODUCE_ATOL (tests/unit/test_m7_pretrained.py re-runs the training and compares its tensors with the
+committed checkpoint; `--check` does the same from the command line).
 
     python courses/aif-foundations/models/pretrain_digitnet.py            # (re)write the checkpoint
     python courses/aif-foundations/models/pretrain_digitnet.py --check    # prove the committed one
@@ -109,10 +111,20 @@ def pretrain() -> dict:
             "pretrain_test_accuracy": round(accuracy, 4), "tensor_sha256": tensor_digest(state)}
 
 
-def differing_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> list[str]:
-    """Names of the tensors that differ between two state dicts (missing ones included); [] when identical."""
-    return sorted(n for n in set(a) | set(b)
-                  if n not in a or n not in b or a[n].dtype != b[n].dtype or not torch.equal(a[n], b[n]))
+#: How far a re-run's weights may be from the checkpoint's: float rounding of another CPU's vector kernels
+#: (measured: at most 4e-7 between AVX2 and AVX-512 machines); a real change of the training moves them by
+#: orders of magnitude more.
+REPRODUCE_ATOL = 1e-5
+
+
+def differing_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 0.0) -> list[str]:
+    """Names of the tensors that differ between two state dicts by more than `atol` anywhere (missing ones,
+    other shapes or dtypes included); [] when they agree. `atol=0`: identical."""
+    def same(x: torch.Tensor, y: torch.Tensor) -> bool:
+        if x.dtype != y.dtype or x.shape != y.shape:
+            return False
+        return torch.equal(x, y) if atol == 0 else bool((x - y).abs().max() <= atol)
+    return sorted(n for n in set(a) | set(b) if n not in a or n not in b or not same(a[n], b[n]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,11 +141,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no checkpoint at {args.out}: run this script without --check to write it", file=sys.stderr)
             return 1
         committed = torch.load(args.out, map_location="cpu", weights_only=True)
-        differ = differing_tensors(checkpoint["state_dict"], committed["state_dict"])
+        differ = differing_tensors(checkpoint["state_dict"], committed["state_dict"], atol=REPRODUCE_ATOL)
         if differ:
-            print(f"{args.out} differs from a fresh run in: {', '.join(differ)}", file=sys.stderr)
+            print(f"{args.out} differs from a fresh run by more than {REPRODUCE_ATOL:g} in: {', '.join(differ)}",
+                  file=sys.stderr)
             return 1
-        print(f"{args.out} is reproduced exactly")
+        exact = not differing_tensors(checkpoint["state_dict"], committed["state_dict"])
+        print(f"{args.out} is reproduced " + ("exactly" if exact else f"within {REPRODUCE_ATOL:g} (this CPU rounds "
+                                              "differently from the one that wrote it)"))
         return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint, args.out)
