@@ -246,6 +246,36 @@ def test_reports_and_feedback_are_written(graded):
     assert (reports / "logs" / "loop.log").is_file()
 
 
+def test_inside_a_course_directory_the_course_comes_from_its_nbgrader_config(graded):
+    """`aifw grade ASSIGNMENT` in an nbgrader course directory that the site file does not list: the course id
+    and directory come from its plain nbgrader_config.py, read as the directory's owner (never as root), and the
+    merge writes the autograded copy as that owner, its grader account."""
+    import pwd
+
+    course, runs = graded["course"], graded["base"] / "runs"
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()  # noqa: F821\n"
+        "c.CourseDirectory.course_id = 'ML101_2026'\n"
+        "import os\nassert os.geteuid() != 0, 'aifw grade ran this file as root'\n")
+    shutil.rmtree(course / "autograded" / "good")  # made again by this run's merge
+    nobody = pwd.getpwnam("nobody")
+    for path in (course, *course.rglob("*")):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid, follow_symlinks=False)
+    aifw = Path(os.sys.executable).parent / "aifw"
+    res = subprocess.run([str(aifw), "grade", gc.ASSIGNMENT, "--student", "good", "--local", "1",
+                          "--runs-dir", str(runs), "--no-feedback", "--no-reports"],
+                         cwd=course, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = " ".join(res.stdout.split())
+    assert "grading 1 submission(s) of tiny" in out
+    assert "ML101_2026 is not a course of the site file" in out  # so no learners' progress is sent
+    [run] = (runs / "ML101_2026").iterdir()
+    assert json.loads((run / "run.json").read_text())["course"] == "ML101_2026"
+    assert json.loads((run / "results" / "good" / "status.json").read_text())["state"] == "graded"
+    assert (course / "autograded" / "good" / gc.ASSIGNMENT).stat().st_uid == nobody.pw_uid
+    assert gc.totals(course)["good"] == gc.MAX_SCORE
+
+
 def _sandbox_processes(uid_floor: int = 2_000_000) -> list[int]:
     """Pids of processes running as a throwaway grading uid (the default sandbox_uid_base and above)."""
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and (_uid_of(p) or 0) >= uid_floor]

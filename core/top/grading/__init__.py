@@ -1,4 +1,4 @@
-"""Parallel, sandboxed autograding: ``aifw grade COURSE ASSIGNMENT``.
+"""Parallel, sandboxed autograding: ``aifw grade [COURSE] ASSIGNMENT``.
 
 The way a submission goes (trusted parts run as root, the student's code never does):
 
@@ -19,6 +19,8 @@ The way a submission goes (trusted parts run as root, the student's code never d
 Rooms, from the top (a room imports only rooms below it, and `aifw.slurm`, `aifw.names`):
 
 - `cli`: the ``aifw grade`` command: options from the site file, progress, the summary table.
+- `course_config`: without COURSE, the course an nbgrader course directory's ``nbgrader_config.py`` names
+  (read with traitlets' loader in a child process, as the directory's owner when run as root; checked).
 - `run`: the main loop `grade()`, top to bottom: plan, start the merge service and the workers, merge each
   result as it arrives, then scores, feedback, reports; `Outcome`, `GradeResult`. Every exit that is not
   a normal finish stops the workers.
