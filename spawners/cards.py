@@ -22,6 +22,7 @@ class SessionCard:
     name: str  # the server's name ("" for the default one)
     state: State
     partition: str = ""
+    cluster: str = ""  # on a site with several clusters: the session's
     node: str = ""
     cpus: int = 0
     memory_gb: int = 0
@@ -53,7 +54,7 @@ def session_card(name: str, *, active: bool, ready: bool, pending: str | None, r
     if not active:
         return SessionCard(name, "stopped", detail=last_end, restart_options=restart)
     req = request or last_request
-    shape = dict(partition=req.partition, cpus=req.cpus, memory_gb=req.memory_gb, gpus=req.gpus,
+    shape = dict(partition=req.partition, cluster=req.cluster, cpus=req.cpus, memory_gb=req.memory_gb, gpus=req.gpus,
                  runtime_minutes=req.runtime_minutes) if req is not None else {}
     if pending == "stop":
         return SessionCard(name, "stopping", node=node, job_id=job_id, **shape)

@@ -19,7 +19,8 @@ Rules, each tested (tests/unit/test_job_watch.py):
 The queue position of a pending job comes from one shared listing per partition too (`queue_order`).
 
 One `JobWatch` per Slurm client identity (`SlurmClient.identity`) and event loop (`shared`): every
-spawner of a hub has the same site, hence the same identity, hence one watcher.
+spawner of a hub has the same site, hence one identity per cluster, hence one watcher per cluster (a site
+with several clusters: each cluster's jobs are asked of that cluster, and a silent one delays no other).
 """
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ REPLACED: dict[str, str] = {
     "req_account": "site `slurm.accounts` and `slurm.account_required`; the user's `account` option",
     "req_reservation": "site `slurm.reservations`; the user's `reservation` option",
     "req_qos": "nothing: sessions use the QOS of the user's Slurm association",
-    "req_cluster": "site `slurm.conf` (the cluster of that slurm.conf)",
+    "req_cluster": "site `clusters[]` (each reached through its own `slurm.conf` or slurmrestd); the user's `cluster` option",
     "req_host": "site `slurm.conf` (its controller)",
     "req_srun": "nothing: the server runs in the batch step itself",
     "req_keepvars_extra": "`c.Spawner.environment` (what the spawner's environment holds reaches the job)",

@@ -8,6 +8,10 @@ request must fit what is left of the project's GPU-hours budget (the named accou
 default one). When accounting does not answer, the site file's accounts are offered and no budget is
 checked here (Slurm still enforces both at submit and while the job waits).
 
+On a site with several clusters (site `clusters`) the request names its cluster first; the partition,
+the account and the reservation are then checked against that cluster (its partitions, its `slurm`
+settings, the user's associations there), and `live` is that cluster's live state.
+
 Three ways in, each validated once: the spawn form (`form_to_options` turns its strings into typed values,
 then `validate_options`), REST `user_options` (`validate_options`, which takes typed JSON values only),
 and the spawner's state read back from the hub's database after a restart (`request_from_state`).
@@ -17,7 +21,8 @@ Documented `user_options` keys and types:
 ==================  =====  ===================================================================
 key                 type   meaning
 ==================  =====  ===================================================================
-partition           str    Slurm partition (one the site offers)
+cluster             str    the cluster, on a site with several (site ``clusters``; "" = the first)
+partition           str    Slurm partition (one the site offers, on that cluster)
 cpus                int    CPUs for the session (``--cpus-per-task``)
 memory_gb           int    memory in GB (``--mem``)
 gpus                int    GPUs (``--gres=gpu:N``); 0 on partitions without GPUs
@@ -36,12 +41,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from aifw.names import SLURM_NAME, matches
-from aifw.site import Partition, Site
+from aifw.site import Cluster, Partition, Site
 from aifw.slurm import PartitionInfo, ProjectBudget
 
 INT_KEYS = ("cpus", "memory_gb", "gpus", "runtime_minutes", "stop_if_unused_s")
-STR_KEYS = ("partition", "account", "reservation", "environment")
-OPTION_KEYS = STR_KEYS[:1] + INT_KEYS + STR_KEYS[1:]
+STR_KEYS = ("cluster", "partition", "account", "reservation", "environment")
+OPTION_KEYS = STR_KEYS[:2] + INT_KEYS + STR_KEYS[2:]
 MAX_TEXT = 64
 DEFAULT_CPUS = 1
 DEFAULT_MEMORY_GB = 1
@@ -71,6 +76,7 @@ class SessionRequest:
     environment: str = "default"
     gpu_type: str | None = None
     stop_if_unused_s: int = 0  # 0: the session runs until it is stopped or its walltime ends
+    cluster: str = ""  # the cluster on a site with several; "" on a site with one
 
     def as_user_options(self) -> dict[str, Any]:
         """The request as JSON-able `user_options` (what JupyterHub stores, and the spawner's state)."""
@@ -78,6 +84,8 @@ class SessionRequest:
         d.pop("gpu_type")
         if not d["stop_if_unused_s"]:
             d.pop("stop_if_unused_s")
+        if not d["cluster"]:
+            d.pop("cluster")
         return d
 
 
@@ -103,11 +111,12 @@ class UserProjects:
         return cls(tuple(ordered), default, budgets, known=True)
 
     @classmethod
-    def from_site(cls, site: Site, user: str) -> "UserProjects":
-        """What the site file says when accounting cannot be asked: its offered accounts, then the
-        projects it puts the user in (the first is their default there); budgets unknown."""
+    def from_site(cls, site: Site, user: str, cluster: str = "") -> "UserProjects":
+        """What the site file says when accounting cannot be asked: the cluster's offered accounts ("": the
+        default cluster's), then the projects it puts the user in (the first is their default there);
+        budgets unknown."""
         mine = site.projects_of(user)
-        return cls(tuple(offered_accounts(site, mine)), default=mine[0] if mine else "", known=False)
+        return cls(tuple(offered_accounts(site, mine, cluster)), default=mine[0] if mine else "", known=False)
 
     def budget(self, account: str) -> ProjectBudget | None:
         """The GPU budget of `account` ("" = the default), or None when unknown."""
@@ -178,8 +187,9 @@ def validate_options(
     projects: UserProjects | None = None,
 ) -> SessionRequest:
     """Check user options (JSON values: numbers are ints, names are text). `live` maps partition name →
-    what Slurm reports now (None: Slurm did not answer; the site policy alone applies).
-    `projects`: the user's projects and budgets (None: only the site file's accounts are offered).
+    what the requested cluster's Slurm reports now (None: it did not answer; the site policy alone applies).
+    `projects`: the user's projects and budgets on that cluster (None: only the site file's accounts are
+    offered).
     Raises OptionsError listing every problem; returns a SessionRequest otherwise."""
     raw = dict(raw or {})
     problems: list[str] = []
@@ -201,12 +211,13 @@ def validate_options(
             if v is not None:
                 nums[key] = v
 
-    # Partition first: everything else is checked against it.
-    offered = [p.name for p in site.visible_partitions]
-    pname = text.get("partition") or site.default_partition.name
-    part = site.partition(pname)
+    # The cluster, then the partition: everything else is checked against them.
+    cluster = _cluster_of(text.get("cluster", ""), site, problems)
+    offered = [p.name for p in cluster.visible_partitions]
+    pname = text.get("partition") or cluster.default_partition.name
+    part = cluster.partition(pname)
     if part is None or part.hidden:
-        problems.append(f"partition {_show(pname)} is not offered here; choose one of: {', '.join(offered)}")
+        problems.append(_not_offered(pname, cluster, site, offered))
         raise OptionsError(problems)
     live_part = live.get(pname) if live is not None else None
     if live is not None and live_part is None:
@@ -223,7 +234,7 @@ def validate_options(
     _in_range("memory_gb", mem, 1, lim.max_memory_gb, "GB of memory", where, problems)
     gpus = nums.get("gpus", 0)
     if gpus and lim.max_gpus == 0:
-        with_gpus = [p.name for p in site.visible_partitions if p.max_gpus > 0]
+        with_gpus = [p.name for p in cluster.visible_partitions if p.max_gpus > 0]
         hint = f"; GPUs are on: {', '.join(with_gpus)}" if with_gpus else ""
         problems.append(f"{where} has no GPUs; you asked for {gpus}{hint}")
     elif gpus < 0 or gpus > lim.max_gpus:
@@ -237,7 +248,7 @@ def validate_options(
         )
 
     account = text.get("account", "")
-    projects = projects if projects is not None else UserProjects(tuple(offered_accounts(site)))
+    projects = projects if projects is not None else UserProjects(tuple(offered_accounts(site, cluster=cluster.name)))
     accounts = list(projects.accounts)
     if account and account not in accounts:
         if projects.known:
@@ -248,7 +259,7 @@ def validate_options(
         else:
             allowed = ", ".join(accounts) or "none are configured"
             problems.append(f"account {_show(account)} is not offered; allowed: {allowed}")
-    if not account and site.slurm.account_required:
+    if not account and cluster.slurm.account_required:
         problems.append(f"an account (project) is required; choose one of: {', '.join(accounts)}")
     qos_problem = _qos_refusal(site, account or projects.default, gpus, runtime)
     if qos_problem and not problems:
@@ -262,8 +273,8 @@ def validate_options(
     if unused and not low <= unused <= high:
         problems.append(f"stop_if_unused_s must be 0 (never) or between {low} and {high} seconds; you asked for {unused}")
     reservation = text.get("reservation", "")
-    if reservation and reservation not in site.slurm.reservations:
-        allowed = ", ".join(site.slurm.reservations) or "none are configured"
+    if reservation and reservation not in cluster.slurm.reservations:
+        allowed = ", ".join(cluster.slurm.reservations) or "none are configured"
         problems.append(f"reservation {_show(reservation)} is not offered; allowed: {allowed}")
     env_name = text.get("environment") or site.environments[0].name
     if site.environment(env_name) is None:
@@ -284,7 +295,40 @@ def validate_options(
         environment=env_name,
         gpu_type=part.gpu_type if gpus else None,
         stop_if_unused_s=unused,
+        cluster=cluster.name if site.several_clusters else "",
     )
+
+
+def _cluster_of(name: str, site: Site, problems: list[str]) -> Cluster:
+    """The cluster a request names ("": the default one). Raises OptionsError for a name the site lacks."""
+    cluster = site.cluster(name)
+    if cluster is not None:
+        return cluster
+    names = [c.name for c in site.all_clusters]
+    if site.several_clusters:
+        problems.append(f"cluster {_show(name)} is not offered here; choose one of: {', '.join(names)}")
+    else:
+        problems.append(f"cluster {_show(name)} is not offered here: this hub has one cluster; leave cluster out")
+    raise OptionsError(problems)
+
+
+def _not_offered(pname: str, cluster: Cluster, site: Site, offered: list[str]) -> str:
+    """A partition the chosen cluster does not offer, in words; on a site with several clusters, with the
+    cluster that does offer it."""
+    if not site.several_clusters:
+        return f"partition {_show(pname)} is not offered here; choose one of: {', '.join(offered)}"
+    elsewhere = [c.name for c in site.all_clusters
+                 if c.name != cluster.name and (p := c.partition(pname)) is not None and not p.hidden]
+    hint = f" (it is a partition of cluster {', '.join(elsewhere)}: choose that cluster first)" if elsewhere else ""
+    return (f"partition {_show(pname)} is not offered on cluster {cluster.name}{hint}; choose one of: "
+            f"{', '.join(offered)}")
+
+
+def requested_cluster(raw: Mapping[str, Any] | None, site: Site) -> Cluster | None:
+    """The cluster options name, before they are validated: whose live state and projects the validation
+    needs (`validate_options` then checks the name itself). None when the name is not one of the site's."""
+    name = (raw or {}).get("cluster") or ""
+    return site.cluster(name.strip()) if isinstance(name, str) and len(name) <= MAX_TEXT else None
 
 
 def _qos_refusal(site: Site, account: str, gpus: int, runtime: int) -> str | None:
@@ -306,9 +350,11 @@ def _qos_refusal(site: Site, account: str, gpus: int, runtime: int) -> str | Non
     return None
 
 
-def offered_accounts(site: Site, more: list[str] | None = None) -> list[str]:
-    """The site's accounts, then `more` (the projects the site file puts a user in), without repeats."""
-    out = list(site.slurm.accounts)
+def offered_accounts(site: Site, more: list[str] | None = None, cluster: str = "") -> list[str]:
+    """The accounts of the site's cluster `cluster` ("": the default one), then `more` (the projects the site
+    file puts a user in), without repeats."""
+    chosen = site.cluster(cluster) or site.default_cluster
+    out = list(chosen.slurm.accounts)
     out += [a for a in (more or []) if a not in out]
     return out
 
@@ -322,7 +368,9 @@ def request_from_state(data: Mapping[str, Any], site: Site) -> SessionRequest:
         raise OptionsError([f"the stored request is not a mapping: {_show(data)}"])
     account = data.get("account")
     stored = (account,) if isinstance(account, str) and matches(SLURM_NAME, account) else ()
-    return validate_options(data, site, projects=UserProjects(tuple(offered_accounts(site, list(stored)))))
+    cluster = requested_cluster(data, site)
+    offered = offered_accounts(site, list(stored), cluster.name if cluster is not None else "")
+    return validate_options(data, site, projects=UserProjects(tuple(offered)))
 
 
 def form_to_options(formdata: Mapping[str, list[str]]) -> dict[str, Any]:

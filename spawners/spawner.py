@@ -21,7 +21,11 @@ replaces what it gets wrong:
 - the state (job id, node, address, port, request) is everything a hub restart needs;
 - progress messages say what Slurm says (job id, state, pending reason, node);
 - every spawner of the hub shares one Slurm query per interval (`aifw.spawners.job_watch`): Slurm's load
-  does not grow with the number of sessions starting or running.
+  does not grow with the number of sessions starting or running;
+- a site may put several clusters behind the hub (site `clusters`): the form offers the cluster first, the
+  request names it, and the state records it (`cluster`), so that poll, stop, restart and the queue
+  explanation ask that cluster's client (`aifw.slurm.ClusterClients`); one cluster that does not answer
+  leaves the others' forms and sessions as they are.
 """
 from __future__ import annotations
 
@@ -39,12 +43,12 @@ from traitlets import Float, Instance, default
 
 from aifw.names import COURSE_ROLES, course_group, matches
 from aifw.site import Site
-from aifw.slurm import JobInfo, PartitionInfo, SlurmClient, SlurmError, SlurmRejected, SlurmUnavailable
+from aifw.slurm import Client, ClusterClients, JobInfo, PartitionInfo, SlurmError, SlurmRejected, SlurmUnavailable
 
 from . import callback, job_watch, prestart
 from .cards import SessionCard, session_card
 from .batch_script import SERVER_NAME, SERVER_NAME_MEANING, ScriptContext, log_path, session_script
-from .form import PREFILL_KEYS, render_form
+from .form import PREFILL_KEYS, ClusterState, render_form
 from .queue import describe_job, explain_end, faster_option
 from .replaced import refuse_replaced
 from .request import (
@@ -54,6 +58,7 @@ from .request import (
     form_to_options,
     limits_for,
     request_from_state,
+    requested_cluster,
     validate_options,
 )
 
@@ -78,7 +83,7 @@ class PrefillOnly(Exception):
 
 
 class _LiveCache:
-    """Live partitions, shared by all spawners of a hub, refreshed after `ttl` seconds."""
+    """One cluster's live partitions, shared by all spawners of a hub, refreshed after `ttl` seconds."""
 
     def __init__(self) -> None:
         self.stamp = 0.0
@@ -86,7 +91,15 @@ class _LiveCache:
         self.lock = asyncio.Lock()
 
 
-_live_cache = _LiveCache()
+#: One cache per cluster (its name and its client's identity): a cluster that does not answer holds its own
+#: lock only, so the others' forms and validations go on.
+_live_caches: dict[tuple, _LiveCache] = {}
+
+
+def _live_cache(cluster: str, client: Any) -> _LiveCache:
+    identity = getattr(client, "identity", None)
+    key = (cluster, identity if identity is not None else id(client))
+    return _live_caches.setdefault(key, _LiveCache())
 
 #: A pending job's queue explanation is said again after this many seconds even when nothing changed.
 _EXPLAIN_EVERY_S = 15.0
@@ -125,9 +138,10 @@ class AIFSlurmSpawner(SlurmSpawner):
     job_address: str = ""  # that node's address as Slurm reaches it (NodeAddr): where the hub routes
     last_end: str = ""  # how the last session ended by itself, in words; kept across stops, shown in the form
     ready_at: float = 0.0  # when the running session's server became ready (epoch s; 0: not yet, or none)
+    job_cluster: str = ""  # the cluster of the session being started or running ("": the default one)
     _projects: UserProjects | None = None  # the user's projects, as the last validation saw them
     _from_form: SessionRequest | None = None  # validated by options_from_form, taken by apply_user_options
-    slurm: SlurmClient  # the site's Slurm (SlurmClient.for_site)
+    cluster_clients: ClusterClients  # one Slurm client per cluster of the site (ClusterClients.for_site)
     _last_info: JobInfo | None = None
     _events: list[dict]
 
@@ -139,24 +153,41 @@ class AIFSlurmSpawner(SlurmSpawner):
                 "AIFSlurmSpawner needs the site: start the hub with hub_config/jupyterhub_config.py, which "
                 "loads $AIFW_SITE and sets c.AIFSlurmSpawner.site"
             )
-        self.slurm = SlurmClient.for_site(self.site.slurm)
+        self.cluster_clients = ClusterClients.for_site(self.site.all_clusters)
 
     # -- Slurm ----------------------------------------------------------------------------------
-    async def live_partitions(self) -> dict[str, PartitionInfo] | None:
-        """What Slurm reports now, cached a few seconds; None when Slurm does not answer."""
-        async with _live_cache.lock:
-            if time.monotonic() - _live_cache.stamp > self.live_cache_seconds:
+    @property
+    def slurm(self) -> Client:
+        """The Slurm client of the session's cluster (`job_cluster`; the default cluster's before a session)."""
+        return self.cluster_clients.client(self.job_cluster)
+
+    @slurm.setter
+    def slurm(self, client: Any) -> None:
+        """Reach the session's cluster through `client` instead (a stand-in in tests)."""
+        self.cluster_clients = self.cluster_clients.with_client(self.job_cluster, client)
+
+    def _cluster_words(self, cluster: str) -> str:
+        """" of cluster NAME" on a site with several clusters, else "" (for messages and logs)."""
+        return f" of cluster {cluster or self.cluster_clients.default}" if self.site.several_clusters else ""
+
+    async def live_partitions(self, cluster: str = "") -> dict[str, PartitionInfo] | None:
+        """What the Slurm of `cluster` ("": the default) reports now, cached a few seconds; None when it does
+        not answer."""
+        client = self.cluster_clients.client(cluster)
+        cache = _live_cache(cluster or self.cluster_clients.default, client)
+        async with cache.lock:
+            if time.monotonic() - cache.stamp > self.live_cache_seconds:
                 try:
-                    parts = await self.slurm.partitions()
-                    _live_cache.data = {p.name: p for p in parts}
+                    parts = await client.partitions()
+                    cache.data = {p.name: p for p in parts}
                 except SlurmUnavailable as err:
-                    self.log.warning("Slurm did not answer for the partition list: %s", err)
-                    _live_cache.data = None
+                    self.log.warning("Slurm%s did not answer for the partition list: %s", self._cluster_words(cluster), err)
+                    cache.data = None
                 except SlurmError as err:
-                    self.log.warning("Slurm refused the partition list: %s", err)
-                    _live_cache.data = None
-                _live_cache.stamp = time.monotonic()
-            return _live_cache.data
+                    self.log.warning("Slurm%s refused the partition list: %s", self._cluster_words(cluster), err)
+                    cache.data = None
+                cache.stamp = time.monotonic()
+            return cache.data
 
     # -- options: form and REST -----------------------------------------------------------------
     @default("options_form")
@@ -164,14 +195,23 @@ class AIFSlurmSpawner(SlurmSpawner):
         return self._render_options_form
 
     async def _render_options_form(self, spawner) -> str:
-        live = await self.live_partitions()
         previous = self.last_request.as_user_options() if self.last_request else {}
         handler = getattr(self, "handler", None)
         query = handler.request.query_arguments if handler is not None else {}
         prefill = {k: v[0].decode("utf8", "replace")[:64] for k, v in query.items() if v and k in PREFILL_KEYS}
-        projects = await self.user_projects()
-        return render_form(self.site, live, previous=previous, prefill=prefill, projects=projects,
-                           notice=self.last_end)
+        return render_form(self.site, None, previous=previous, prefill=prefill, notice=self.last_end,
+                           clusters=await self.cluster_states())
+
+    async def cluster_states(self) -> dict[str, ClusterState]:
+        """Each cluster's live partitions and the user's projects there, every cluster asked at once (one that
+        does not answer takes its own time limit, and shows as unavailable)."""
+        names = [c.name for c in self.site.all_clusters]
+
+        async def state(name: str) -> ClusterState:
+            live, projects = await asyncio.gather(self.live_partitions(name), self.user_projects(name))
+            return ClusterState(live, projects)
+
+        return dict(zip(names, await asyncio.gather(*(state(n) for n in names))))
 
     def options_from_query(self, query_data):
         """Launch links (/hub/spawn?partition=gpu&gpus=1&runtime=60) pre-fill the form; they submit nothing.
@@ -179,23 +219,28 @@ class AIFSlurmSpawner(SlurmSpawner):
         reads the same arguments as its pre-filled values."""
         raise PrefillOnly()
 
-    async def user_projects(self) -> UserProjects:
-        """The user's projects from Slurm's accounting: associations (the default first) and each one's GPU
-        budget. When accounting does not answer: the site file's projects, budgets unknown (logged)."""
+    async def user_projects(self, cluster: str = "") -> UserProjects:
+        """The user's projects from the accounting of `cluster` ("": the default): associations (the default
+        first) and each one's GPU budget. When accounting does not answer: the site file's projects, budgets
+        unknown (logged)."""
         name = self.user.name
         try:
-            mine = await self.slurm.user_associations(name)
+            mine = await self.cluster_clients.client(cluster).user_associations(name)
         except (SlurmError, ValueError) as err:
-            self.log.warning("Slurm's accounting did not answer about the projects of %s (%s); the form "
-                             "offers the site file's", name, err)
-            return UserProjects.from_site(self.site, name)
+            self.log.warning("Slurm's accounting%s did not answer about the projects of %s (%s); the form "
+                             "offers the site file's", self._cluster_words(cluster), name, err)
+            return UserProjects.from_site(self.site, name, cluster)
         return UserProjects.from_slurm(list(mine.accounts), mine.default, mine.budgets)
 
     async def validate_request(self, options: dict[str, Any]) -> SessionRequest:
-        """Typed options → a SessionRequest, checked against the site, the live partitions, the user's
-        Slurm associations and the chosen project's GPU budget. Raises OptionsError."""
-        live = await self.live_partitions()
-        self._projects = await self.user_projects()
+        """Typed options → a SessionRequest, checked against the site, the live partitions of the cluster it
+        names, the user's Slurm associations there and the chosen project's GPU budget. Raises OptionsError."""
+        cluster = requested_cluster(options, self.site)
+        if cluster is None:  # not one of the site's: validate_options says so, nothing is asked of any Slurm
+            self._projects = None
+            return validate_options(options, self.site)
+        live = await self.live_partitions(cluster.name)
+        self._projects = await self.user_projects(cluster.name)
         return validate_options(options, self.site, live, projects=self._projects)
 
     async def options_from_form(self, formdata):
@@ -229,8 +274,9 @@ class AIFSlurmSpawner(SlurmSpawner):
     # -- environment and command ----------------------------------------------------------------
     def get_env(self) -> dict[str, str]:
         env = super().get_env()
-        if self.site.slurm.conf:
-            env["SLURM_CONF"] = self.site.slurm.conf
+        cluster = self.site.cluster(self.job_cluster) or self.site.default_cluster
+        if cluster.slurm.conf:  # the session's own Slurm commands (srun, a Dask cluster) reach its cluster
+            env["SLURM_CONF"] = cluster.slurm.conf
         venv_bin = str(self.site.paths.venv / "bin")
         env["PATH"] = f"{venv_bin}:/usr/local/bin:/usr/bin:/bin"
         env["AIFW_HOME"] = self.site.paths.runtime_prefix
@@ -284,6 +330,8 @@ class AIFSlurmSpawner(SlurmSpawner):
         if self.last_end:
             state["last_end"] = self.last_end
         if self.job_id:
+            if self.site.several_clusters:
+                state["cluster"] = self.job_cluster or self.cluster_clients.default
             state["job_node"] = self.job_node
             state["job_address"] = self.job_address
             state["port"] = self.port
@@ -296,6 +344,7 @@ class AIFSlurmSpawner(SlurmSpawner):
     def load_state(self, state: dict[str, Any]) -> None:
         """The state comes back from the hub's database (a restart): the requests in it are checked again."""
         super().load_state(state)
+        self.job_cluster = self._stored_cluster(state)
         self.job_node = _text(state.get("job_node"))
         self.job_address = _text(state.get("job_address"))
         self.last_end = _text(state.get("last_end"), 2000)
@@ -305,6 +354,20 @@ class AIFSlurmSpawner(SlurmSpawner):
         self.ready_at = float(ready_at) if isinstance(ready_at, (int, float)) and ready_at > 0 else 0.0
         self.last_request = self._stored_request(state, "last_request")
         self.request = self._stored_request(state, "request")
+
+    def _stored_cluster(self, state: dict[str, Any]) -> str:
+        """The cluster a stored session runs on: one of the site's; a state without one (from before the site
+        had several clusters) runs on the default (first) cluster, and so does one that names a cluster the
+        site no longer has (logged: keep a site's first cluster first when adding others)."""
+        name = _text(state.get("cluster"), 64)
+        if not name:
+            return ""
+        if name in self.cluster_clients.names:
+            return name if self.site.several_clusters else ""
+        self.log.warning("Stored session of %s names cluster %r, which the site no longer has; asking the "
+                         "default cluster %s about job %s", self._log_name, name, self.cluster_clients.default,
+                         state.get("job_id", "?"))
+        return ""
 
     def _stored_request(self, state: dict[str, Any], key: str) -> SessionRequest | None:
         if not state.get(key):
@@ -321,6 +384,7 @@ class AIFSlurmSpawner(SlurmSpawner):
         """Forget the job (JupyterHub calls this after a stop); the last request and how the last session
         ended are kept for the next form."""
         super().clear_state()
+        self.job_cluster = ""
         self.job_node = ""
         self.job_address = ""
         self.port = 0
@@ -475,6 +539,7 @@ class AIFSlurmSpawner(SlurmSpawner):
             self.server.port = 0
         env = site.environment(req.environment)
         assert env is not None  # validated
+        self.job_cluster = req.cluster  # validated: one of the site's ("" on a site with one cluster)
         script = session_script(
             req, env, ScriptContext(self.user.name, self._home(), self.session_command(), beside=self.session_setup(),
                                     server_name=self.name),
@@ -493,7 +558,7 @@ class AIFSlurmSpawner(SlurmSpawner):
         self._save_state()
         gpu = f", {req.gpus} GPU(s)" if req.gpus else ""
         self._event(
-            f"Submitted Slurm job {self.job_id} to partition {req.partition} "
+            f"Submitted Slurm job {self.job_id} to partition {req.partition}{self._cluster_words(req.cluster)} "
             f"({req.cpus} CPU, {req.memory_gb} GB{gpu}, {req.runtime_minutes} min)",
             10,
         )
@@ -523,9 +588,10 @@ class AIFSlurmSpawner(SlurmSpawner):
             position = order.index(self.job_id) + 1 if self.job_id in order else None
         except SlurmError as err:
             self.log.debug("No queue details for job %s: %s", self.job_id, err)
-        live = await self.live_partitions()
+        live = await self.live_partitions(self.job_cluster)
+        cluster = self.site.cluster(self.job_cluster) or self.site.default_cluster
         if live is not None:
-            visible = {p.name: limits_for(p, live.get(p.name)) for p in self.site.visible_partitions}
+            visible = {p.name: limits_for(p, live.get(p.name)) for p in cluster.visible_partitions}
             faster = faster_option(req.partition, req.cpus, req.gpus, req.runtime_minutes,
                                    {n: live[n] for n in visible if n in live}, visible)
         account = req.account or (self._projects.default if self._projects else "")

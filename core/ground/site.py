@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_serializer, model_validator
+from pydantic_core import PydanticCustomError
 
 from .names import PLAIN_PATH, SLUG, UNIX_USER, matches
 from .site_fields import LOOPBACK_HOSTS, SlurmName, UnixUser, _Model, plain_url  # noqa: F401 (re-exported)
@@ -157,6 +158,83 @@ class SlurmSettings(_Model):
                 raise ValueError(f"{', '.join(given)}: used only with access: rest (access is cli); remove "
                                  f"{'it' if len(given) == 1 else 'them'} or set access: rest")
         return self
+
+
+def _partitions_unique_one_default(parts: list[Partition]) -> list[Partition]:
+    refuse_repeats((p.name for p in parts), "partition names")
+    defaults = [p.name for p in parts if p.default]
+    if len(defaults) > 1:
+        raise ValueError(f"at most one partition may be the default; got {', '.join(defaults)}")
+    return parts
+
+
+class _OffersPartitions:
+    """What a cluster offers sessions (a mixin of Cluster and Site, which declare `partitions`): its partitions,
+    one of them the default."""
+
+    @property
+    def default_partition(self) -> Partition:
+        for p in self.partitions:
+            if p.default:
+                return p
+        return self.visible_partitions[0] if self.visible_partitions else self.partitions[0]
+
+    @property
+    def visible_partitions(self) -> list[Partition]:
+        return [p for p in self.partitions if not p.hidden]
+
+    def partition(self, name: str) -> Partition | None:
+        return next((p for p in self.partitions if p.name == name), None)
+
+
+#: The name of a site's one cluster when the site file lists no `clusters` (its top-level slurm and partitions).
+DEFAULT_CLUSTER = "default"
+
+
+class Cluster(_Model, _OffersPartitions):
+    """One Slurm cluster behind the hub: its name, how the hub reaches it, and its partitions.
+
+    Its `slurm` settings say how (its own slurm.conf, or its own slurmrestd) and which accounts and
+    reservations it offers; its `partitions` are offered as the top-level ones are on a site with one cluster."""
+
+    name: SlurmName = Field(description="The cluster's name in the spawn form, in REST options (`cluster`) and in a "
+                                        "session's state; the hub's own label (it need not be Slurm's ClusterName).")
+    description: str = Field("", description="Shown in the spawn form beside the name, e.g. 'the AI Factory (remote, through slurmrestd)'.")
+    slurm: SlurmSettings = Field(SlurmSettings(), description="How the hub reaches this cluster (access cli with its own conf, or rest with its slurmrestd) and the accounts and reservations it offers; the keys of the top-level `slurm`.")
+    partitions: list[Partition] = Field(min_length=1, description="Partitions of this cluster offered to sessions (one may be the default); the keys of the top-level `partitions`.")
+
+    @field_validator("partitions")
+    @classmethod
+    def _partitions_fit(cls, parts: list[Partition]) -> list[Partition]:
+        return _partitions_unique_one_default(parts)
+
+    @property
+    def reached_at(self) -> str:
+        """Where the hub reaches this cluster, in words: its slurmrestd URL, or its slurm.conf."""
+        if self.slurm.access == "rest":
+            return f"slurmrestd {self.slurm.rest_url}"
+        return f"slurm.conf {self.slurm.conf or 'of Slurm (its default)'}"
+
+
+def _clusters_fit(clusters: list[Cluster]) -> list[Cluster]:
+    """Unique names, and every cluster reached its own way: a cluster of the command-line path by its own
+    slurm.conf (SLURM_CONF: each slurmctld is found through its own file), a REST one by its own slurmrestd."""
+    refuse_repeats((c.name for c in clusters), "cluster names")
+    if len(clusters) < 2:
+        return clusters
+    unnamed = [c.name for c in clusters if c.slurm.access == "cli" and not c.slurm.conf]
+    if unnamed:
+        raise ValueError(f"cluster(s) {', '.join(unnamed)} reached with access: cli need their own slurm.conf "
+                         "(slurm.conf: /path/to/that-cluster/slurm.conf): with several clusters, Slurm's default file "
+                         "cannot tell which slurmctld is meant")
+    seen: dict[str, str] = {}
+    for c in clusters:
+        where = c.reached_at
+        if where in seen:
+            raise ValueError(f"clusters {seen[where]} and {c.name} are both reached through {where}: give each "
+                             "cluster its own slurm.conf or slurmrestd")
+        seen[where] = c.name
+    return clusters
 
 
 class PathSettings(_Model):
@@ -415,14 +493,32 @@ class CourseEntry(_Model):
         return self.group or f"aifw-{self.id}"
 
 
-class Site(_Model):
-    """A site: its hub, its Slurm, its partitions, environments and courses."""
+class Site(_Model, _OffersPartitions):
+    """A site: its hub, its Slurm clusters and their partitions, environments and courses.
+
+    A site with one cluster writes its `slurm` and `partitions` at the top level. A site with several lists
+    them under `clusters` instead, each with its own `slurm` and `partitions`; `slurm` and `partitions` of the
+    Site are then the first (the default) cluster's, which is what the commands that work on one cluster use
+    (the sandbox, `aifw grade`, `aifw class`, `aifw usage`)."""
 
     name: str = Field(description="Name of the site, shown to admins.")
     hub: HubSettings = Field(HubSettings(), description="The hub: URL, ports, users, authentication.")
-    slurm: SlurmSettings = Field(SlurmSettings(), description="How the hub talks to Slurm.")
+    clusters: list[Cluster] = Field(
+        [],
+        description="Several Slurm clusters behind this hub (e.g. the hosting AI Factory through slurmrestd and the "
+        "antenna's own cluster through the command line), each with its own name, slurm settings and partitions; the "
+        "first is the default. The form offers the cluster first, then its partitions. [] (absent): the site has one "
+        "cluster, the top-level slurm and partitions. See docs/admin.md.",
+    )
+    slurm: SlurmSettings = Field(
+        None, validate_default=True,
+        description="How the hub talks to Slurm (a site with one cluster; with `clusters`, each cluster has its own "
+        "and this is the first one's).")
     paths: PathSettings = Field(PathSettings(), description="Where the runtime lives.")
-    partitions: list[Partition] = Field(min_length=1, description="Partitions offered to sessions (one may be the default).")
+    partitions: list[Partition] = Field(
+        None, validate_default=True,
+        description="Partitions offered to sessions (one may be the default); required for a site with one cluster "
+        "(with `clusters`, each cluster lists its own and this is the first one's).")
     environments: list[Environment] = Field([Environment(name="default")], min_length=1, description="Named software environments; the first is the default.")
     courses: list[CourseEntry] = Field([], description="Courses offered on this hub, with their trainers and learners.")
     grading: GradingSettings = Field(GradingSettings(), description="How `aifw grade` runs submissions.")
@@ -432,14 +528,53 @@ class Site(_Model):
     sandbox: SandboxSettings | None = Field(None, description="Only for the one-machine sandbox (absent on a real site).")
     lti: LtiSettings | None = Field(None, description="LTI 1.3 launches from an LMS (with hub.authenticator: lti); see docs/lti.md.")
 
+    @field_validator("clusters")
+    @classmethod
+    def _clusters_fit(cls, clusters: list[Cluster]) -> list[Cluster]:
+        return _clusters_fit(clusters)
+
+    @field_validator("slurm", mode="before")
+    @classmethod
+    def _slurm_here_or_in_clusters(cls, value, info: ValidationInfo):
+        clusters = info.data.get("clusters")
+        if clusters:
+            if value is not None:
+                raise ValueError("with `clusters`, each cluster has its own slurm settings: move these under "
+                                 f"clusters[].slurm (of {', '.join(c.name for c in clusters)}), or remove them")
+            return clusters[0].slurm
+        return SlurmSettings() if value is None else value
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _partitions_here_or_in_clusters(cls, value, info: ValidationInfo):
+        if "clusters" not in info.data:  # `clusters` is wrong itself: its problems are the ones to fix
+            return [] if value is None else value
+        clusters = info.data["clusters"]
+        if clusters:
+            if value is not None:
+                raise ValueError("with `clusters`, each cluster lists its own partitions: move these under "
+                                 f"clusters[].partitions (of {', '.join(c.name for c in clusters)}), or remove them")
+            return list(clusters[0].partitions)
+        if value is None:
+            raise PydanticCustomError("missing", "Field required")
+        if isinstance(value, list) and not value:
+            raise ValueError("expected at least 1 item(s)")
+        return value
+
     @field_validator("partitions")
     @classmethod
-    def _partitions_unique_one_default(cls, parts: list[Partition]) -> list[Partition]:
-        refuse_repeats((p.name for p in parts), "partition names")
-        defaults = [p.name for p in parts if p.default]
-        if len(defaults) > 1:
-            raise ValueError(f"at most one partition may be the default; got {', '.join(defaults)}")
-        return parts
+    def _partitions_fit(cls, parts: list[Partition]) -> list[Partition]:
+        return _partitions_unique_one_default(parts)
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler):
+        """As a site file says it: with `clusters`, no top-level slurm and partitions (they are the first
+        cluster's), so that what is dumped loads again."""
+        data = handler(self)
+        if self.clusters and isinstance(data, dict):
+            data.pop("slurm", None)
+            data.pop("partitions", None)
+        return data
 
     @field_validator("courses", mode="before")
     @classmethod
@@ -492,19 +627,31 @@ class Site(_Model):
         return envs
 
     # -- conveniences -------------------------------------------------------------------------
+    # default_partition, visible_partitions and partition(name) are the default (first) cluster's.
     @property
-    def default_partition(self) -> Partition:
-        for p in self.partitions:
-            if p.default:
-                return p
-        return self.visible_partitions[0] if self.visible_partitions else self.partitions[0]
+    def all_clusters(self) -> list[Cluster]:
+        """Every cluster sessions may run on, the default first: those of `clusters`, else the one cluster
+        that the top-level slurm and partitions describe, named DEFAULT_CLUSTER."""
+        if self.clusters:
+            return list(self.clusters)
+        return [Cluster.model_construct(name=DEFAULT_CLUSTER, description="", slurm=self.slurm,
+                                        partitions=self.partitions)]
 
     @property
-    def visible_partitions(self) -> list[Partition]:
-        return [p for p in self.partitions if not p.hidden]
+    def several_clusters(self) -> bool:
+        """Whether the form offers a choice of cluster (and sessions record theirs)."""
+        return len(self.clusters) > 1
 
-    def partition(self, name: str) -> Partition | None:
-        return next((p for p in self.partitions if p.name == name), None)
+    @property
+    def default_cluster(self) -> Cluster:
+        return self.all_clusters[0]
+
+    def cluster(self, name: str | None = None) -> Cluster | None:
+        """The cluster of that name; the default one for "" or None; None when the site has no such cluster."""
+        clusters = self.all_clusters
+        if not name:
+            return clusters[0]
+        return next((c for c in clusters if c.name == name), None)
 
     def environment(self, name: str) -> Environment | None:
         return next((e for e in self.environments if e.name == name), None)

@@ -149,3 +149,99 @@ def test_a_faster_option_is_offered_only_when_it_fits():
     assert faster_option("cpu", 1, 0, 20, LIVE, limits).startswith("debug has 14 idle CPUs now")
     assert faster_option("cpu", 1, 0, 60, {"debug": LIVE["debug"]}, limits) == ""  # walltime too long for debug
     assert faster_option("gpu", 1, 1, 20, LIVE, limits) == ""  # no free GPUs anywhere
+
+
+# -- several clusters: the cluster first, then its partitions from its own live state -----------------------------
+from aifw.spawners.form import ClusterState  # noqa: E402
+from two_clusters import two_cluster_site  # noqa: E402
+
+TWO = two_cluster_site()
+FACTORY_LIVE = {
+    "big": PartitionInfo("big", cpus_per_node=64, cpus_idle=60, memory_mb_per_node=512000, gpus_per_node=4,
+                         gpus_idle=3, max_time_minutes=720),
+    "gpu": PartitionInfo("gpu", cpus_per_node=8, cpus_idle=8, memory_mb_per_node=64000, gpus_per_node=1,
+                         gpus_idle=1, max_time_minutes=480, available=False),
+}
+BOTH = {"antenna": ClusterState(LIVE), "factory": ClusterState(FACTORY_LIVE, UserProjects.from_slurm(["factory-proj"], "factory-proj", {}))}
+
+
+def tag(html: str, ident: str) -> str:
+    """The opening tag of the element with that id."""
+    return re.search(rf'<[^>]*id="{re.escape(ident)}"[^>]*>', html).group(0)
+
+
+def block(html: str, cluster: str, index: int = 0) -> str:
+    """The opening tag of a cluster's `index`-th block (partitions, projects, reservation)."""
+    return re.findall(rf'<div class="aifw-for-cluster" data-cluster="{cluster}"[^>]*>', html)[index]
+
+
+def test_the_form_offers_the_cluster_first_then_only_the_chosen_clusters_partitions_enabled():
+    html = render_form(TWO, None, clusters=BOTH)
+    assert html.index('id="aifw-clusters"') < html.index('name="partition"')
+    assert 'checked' in tag(html, "aifw-cluster-antenna") and "checked" not in tag(html, "aifw-cluster-factory")
+    for name in ("cpu", "gpu", "debug"):
+        assert "disabled" not in tag(html, f"aifw-partition-antenna-{name}")
+    for name in ("big", "gpu"):  # the factory's, ids apart from the antenna's gpu
+        assert "disabled" in tag(html, f"aifw-partition-factory-{name}")
+    assert "hidden" not in block(html, "antenna") and "hidden" in block(html, "factory")
+    assert "disabled" not in tag(html, "aifw-account-antenna") and "disabled" in tag(html, "aifw-account-factory")
+    assert "disabled" in tag(html, "aifw-reservation-factory") and "disabled" not in tag(html, "aifw-reservation-antenna")
+    assert re.search(r'data-cluster-state="antenna">3 partition\(s\) up<', html)
+    assert re.search(r'data-cluster-state="factory">1 partition\(s\) up<', html)  # the factory's gpu is down
+    assert "DOWN in Slurm" in html and "now: 60 CPUs idle, 3 GPUs free" in html  # each cluster's own live state
+    assert html.count('id="aifw-cpus"') == 1  # the numbers are shared
+    # One radio group holds one checked button: the chosen cluster's partition; the other's is preferred.
+    assert re.findall(r'name="partition" id="([^"]+)"[^>]* checked', html) == ["aifw-partition-antenna-cpu"]
+    assert "data-preferred" in tag(html, "aifw-partition-factory-big")
+
+
+def test_a_chosen_cluster_comes_with_its_partition_projects_and_limits():
+    html = render_form(TWO, None, previous={"cluster": "factory", "partition": "big", "account": "factory-proj"},
+                       prefill={"gpus": "3"}, clusters=BOTH)
+    assert "checked" in tag(html, "aifw-cluster-factory")
+    assert re.search(r'id="aifw-partition-factory-big" value="big" checked', html)
+    assert "disabled" not in tag(html, "aifw-partition-factory-big") and "disabled" in tag(html, "aifw-partition-antenna-cpu")
+    assert 'name="gpus" value="3" min="0" max="4"' in html  # the factory's big: 4 GPUs per node
+    assert re.search(r'value="factory-proj" data-left-minutes=""\s*selected>', html)
+    # A launch link may name the cluster; one the site lacks falls back to the first.
+    assert "checked" in tag(render_form(TWO, None, prefill={"cluster": "factory"}, clusters=BOTH), "aifw-cluster-factory")
+    assert "checked" in tag(render_form(TWO, None, prefill={"cluster": "west"}, clusters=BOTH), "aifw-cluster-antenna")
+
+
+def test_a_cluster_that_does_not_answer_is_shown_unavailable_and_the_others_work():
+    silent_factory = {"antenna": ClusterState(LIVE)}  # the factory left out: it did not answer
+    html = render_form(TWO, None, previous={"cluster": "factory"}, clusters=silent_factory)
+    assert "disabled" in tag(html, "aifw-cluster-factory") and "checked" in tag(html, "aifw-cluster-antenna")
+    assert "not answering right now: unavailable" in html and 'id="aifw-cluster-factory-silent"' in html
+    assert "Slurm is not answering" not in html  # the antenna answers
+    assert "disabled" not in tag(html, "aifw-partition-antenna-cpu")
+    # The default cluster silent: the factory is chosen instead.
+    html = render_form(TWO, None, clusters={"factory": BOTH["factory"]})
+    assert "disabled" in tag(html, "aifw-cluster-antenna") and "checked" in tag(html, "aifw-cluster-factory")
+    assert "disabled" not in tag(html, "aifw-partition-factory-big")
+
+
+def test_when_no_cluster_answers_the_form_is_the_sites_static_description():
+    html = render_form(TWO, None, clusters={})
+    assert "Slurm is not answering right now" in html
+    assert "disabled" not in tag(html, "aifw-cluster-antenna") and "disabled" not in tag(html, "aifw-cluster-factory")
+    assert "checked" in tag(html, "aifw-cluster-antenna") and 'id="aifw-cluster-antenna-silent"' not in html
+
+
+def test_a_site_with_one_cluster_shows_no_cluster_choice_and_the_same_form_either_way():
+    html = render_form(SITE, LIVE)
+    page = html.split("<script>")[0]
+    assert 'name="cluster"' not in page and "aifw-for-cluster" not in page
+    assert render_form(SITE, None, clusters={"default": ClusterState(LIVE)}) == html
+    with pytest.raises(ValueError, match="not in `live`"):
+        render_form(SITE, LIVE, clusters={"default": ClusterState(LIVE)})
+
+
+def test_cluster_names_and_descriptions_are_escaped():
+    from two_clusters import two_cluster_data
+    from aifw.site import site_from_dict
+
+    data = two_cluster_data()
+    data["clusters"][1]["description"] = "<script>alert(1)</script>"
+    html = render_form(site_from_dict(data), None, clusters=BOTH)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html

@@ -293,7 +293,7 @@ def test_a_starting_spawner_waits_on_the_watcher_and_fails_at_once_when_its_job_
     request = SimpleNamespace(partition="cpu", cpus=1, gpus=0, runtime_minutes=60, account="")
 
     async def scenario():
-        async def live():
+        async def live(cluster=""):
             return None
 
         s.live_partitions = live

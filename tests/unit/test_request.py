@@ -55,7 +55,7 @@ def test_a_full_valid_request():
         ({"account": "someone-else"}, "account 'someone-else' is not offered; allowed: none are configured"),
         ({"reservation": "vip"}, "reservation 'vip' is not offered"),
         ({"environment": "$(curl evil)"}, "environment '$(curl evil)' is not offered; choose one of: default"),
-        ({"sbatch_extra": "--uid=0"}, "unknown option(s) 'sbatch_extra'; allowed: partition, cpus"),
+        ({"sbatch_extra": "--uid=0"}, "unknown option(s) 'sbatch_extra'; allowed: cluster, partition, cpus"),
         ({"partition": "cpu\n#SBATCH --uid=0"}, "is not offered here"),
         ({"partition": "cpu; id"}, "is not offered here"),
         ({"partition": "cpu`id`"}, "is not offered here"),
@@ -112,7 +112,7 @@ def test_form_data_is_parsed_to_typed_values_once():
     with pytest.raises(OptionsError) as err:
         validate_options(hostile, SITE, LIVE)
     assert err.value.problems == [
-        "unknown option(s) 'evil'; allowed: partition, cpus, memory_gb, gpus, runtime_minutes, stop_if_unused_s, account, reservation, environment",
+        "unknown option(s) 'evil'; allowed: cluster, partition, cpus, memory_gb, gpus, runtime_minutes, stop_if_unused_s, account, reservation, environment",
         "cpus must be a whole number, not '2.5'",
         "gpus must be a whole number, not '1; id'",
     ]
@@ -262,3 +262,87 @@ def test_a_request_beyond_the_projects_qos_is_refused_before_sbatch():
     # proj-llm has no QOS of its own: its members may ask for the partition's most.
     assert validate_options({"partition": "gpu", "gpus": 2}, SITE, LIVE,
                             projects=mine("proj-llm", default="proj-llm")).gpus == 2
+
+
+# -- several clusters: the cluster first, then everything is checked against it ----------------------------------
+from two_clusters import two_cluster_site  # noqa: E402
+
+TWO = two_cluster_site()  # antenna: the sandbox's cluster (cpu, gpu, debug); factory: big (default) and gpu
+FACTORY_LIVE = {
+    "big": PartitionInfo("big", cpus_per_node=64, memory_mb_per_node=512000, gpus_per_node=4, max_time_minutes=720),
+    "gpu": PartitionInfo("gpu", cpus_per_node=8, memory_mb_per_node=64000, gpus_per_node=1, max_time_minutes=480),
+}
+FACTORY_PROJECTS = mine("factory-proj", default="factory-proj")
+
+
+@pytest.mark.parametrize("options, live, expected", [
+    ({}, LIVE, ("antenna", "cpu", "")),  # nothing named: the first cluster and its default partition
+    ({"cluster": "antenna", "partition": "debug"}, LIVE, ("antenna", "debug", "")),
+    ({"cluster": "factory"}, FACTORY_LIVE, ("factory", "big", "factory-proj")),
+    ({"cluster": "factory", "partition": "gpu", "gpus": 1}, FACTORY_LIVE, ("factory", "gpu", "factory-proj")),
+    ({"cluster": " factory ", "partition": "big", "reservation": "factory-event"}, None, ("factory", "big", "factory-proj")),
+])
+def test_a_request_on_a_site_with_several_clusters_names_its_cluster(options, live, expected):
+    projects = FACTORY_PROJECTS if expected[0] == "factory" else None
+    account = {"account": "factory-proj"} if expected[0] == "factory" else {}
+    r = validate_options({**options, **account}, TWO, live, projects=projects)
+    assert (r.cluster, r.partition, r.account) == expected
+    assert r.as_user_options()["cluster"] == expected[0]  # what the state and JupyterHub keep
+    assert request_from_state(r.as_user_options(), TWO) == r
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"cluster": "west"}, "cluster 'west' is not offered here; choose one of: antenna, factory"),
+    ({"cluster": ["factory"]}, "cluster must be text, not ['factory']"),
+    ({"cluster": "antenna", "partition": "big"},
+     "partition 'big' is not offered on cluster antenna (it is a partition of cluster factory: choose that cluster "
+     "first); choose one of: cpu, gpu, debug"),
+    ({"cluster": "factory", "partition": "cpu", "account": "factory-proj"},
+     "partition 'cpu' is not offered on cluster factory (it is a partition of cluster antenna: choose that cluster "
+     "first); choose one of: big, gpu"),
+    ({"cluster": "factory", "partition": "nope"}, "partition 'nope' is not offered on cluster factory; choose one of: big, gpu"),
+    ({"partition": "big"}, "partition 'big' is not offered on cluster antenna (it is a partition of cluster factory"),
+    ({"cluster": "factory", "partition": "gpu", "gpus": 2, "account": "factory-proj"},
+     "partition gpu allows at most 1 GPUs per node; you asked for 2"),  # the factory's gpu, not the antenna's
+    ({"cluster": "factory"}, "an account (project) is required; choose one of: factory-proj"),  # its account_required
+    ({"cluster": "factory", "account": "factory-proj", "reservation": "workshop"},
+     "reservation 'workshop' is not offered; allowed: factory-event"),  # the antenna's reservation
+    ({"cluster": "antenna", "reservation": "factory-event"}, "reservation 'factory-event' is not offered; allowed: workshop"),
+    ({"cluster": "factory", "account": "training-2026"}, "account 'training-2026' is not offered; allowed: factory-proj"),
+])
+def test_a_partition_account_or_reservation_of_another_cluster_is_refused_naming_the_cluster(options, message):
+    live = FACTORY_LIVE if options.get("cluster") == "factory" else LIVE
+    with pytest.raises(OptionsError) as err:
+        validate_options(options, TWO, live)
+    assert message in str(err.value)
+
+
+def test_on_a_site_with_one_cluster_the_cluster_may_be_named_and_is_not_kept():
+    r = validate_options({"cluster": "default", "partition": "gpu"}, SITE, LIVE)
+    assert r.cluster == "" and "cluster" not in r.as_user_options()
+    assert r == validate_options({"partition": "gpu"}, SITE, LIVE)
+    with pytest.raises(OptionsError, match="cluster 'factory' is not offered here: this hub has one cluster; leave cluster out"):
+        validate_options({"cluster": "factory"}, SITE, LIVE)
+
+
+def test_a_stored_request_of_a_cluster_the_site_no_longer_has_is_refused():
+    stored = {"cluster": "factory", "partition": "big", "account": "factory-proj"}
+    assert request_from_state(stored, TWO).cluster == "factory"
+    with pytest.raises(OptionsError, match="cluster 'factory' is not offered here"):
+        request_from_state(stored, SITE)
+
+
+def test_without_accounting_each_cluster_offers_its_own_accounts():
+    assert UserProjects.from_site(TWO, "learner1", "factory").accounts == ("factory-proj", "training-2026")
+    assert UserProjects.from_site(TWO, "learner1").accounts == ("training-2026",)  # the antenna lists none itself
+
+
+@pytest.mark.parametrize("raw, cluster", [
+    ({}, "antenna"), (None, "antenna"), ({"cluster": ""}, "antenna"), ({"cluster": "factory"}, "factory"),
+    ({"cluster": "west"}, None), ({"cluster": 3}, None), ({"cluster": "f" * 500}, None),
+])
+def test_the_cluster_whose_live_state_a_request_needs_is_found_before_validation(raw, cluster):
+    from aifw.spawners.request import requested_cluster
+
+    found = requested_cluster(raw, TWO)
+    assert (found.name if found is not None else None) == cluster

@@ -73,3 +73,12 @@ def test_the_nodes_are_ready_when_every_node_takes_jobs_in_every_partition(stack
     assert slurm_daemons.node_ready(s) is True
     fake.nodes[-1] = NodeInfo("node2", "gpu", "idle*")  # not responding
     assert slurm_daemons.node_ready(s) is False
+
+
+def test_the_sandbox_refuses_a_site_with_several_clusters_in_words(tmp_path):
+    from aifw.sandbox.layout import effective_site
+    from two_clusters import two_cluster_site
+
+    with pytest.raises(SandboxError, match="the sandbox runs one Slurm cluster: write its slurm and partitions at the top level"):
+        effective_site(two_cluster_site(), tmp_path)
+    assert effective_site(load_site(example_site_path("sandbox")), tmp_path).slurm.conf.startswith(str(tmp_path))

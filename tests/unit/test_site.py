@@ -101,3 +101,107 @@ def test_a_key_written_twice_is_refused_not_silently_overwritten(tmp_path):
         load_site(path)
     assert "found the key 'name' twice" in str(err.value)
     assert str(path) in str(err.value)
+
+
+# -- several clusters behind one hub ---------------------------------------------------------------------------
+def two_clusters() -> dict:
+    from two_clusters import two_cluster_data
+
+    return two_cluster_data()
+
+
+def test_a_site_with_one_cluster_is_that_cluster_named_default():
+    site = load_site(example_site_path("sandbox"))
+    (only,) = site.all_clusters
+    assert (only.name, only.slurm, only.partitions) == ("default", site.slurm, site.partitions)
+    assert not site.several_clusters and site.clusters == []
+    assert site.cluster("") == site.cluster(None) == site.cluster("default") == only
+    assert site.cluster("antenna") is None
+
+
+def test_a_site_with_several_clusters_gives_each_its_slurm_and_partitions_the_first_being_the_default():
+    site = site_from_dict(two_clusters())
+    assert [c.name for c in site.all_clusters] == ["antenna", "factory"] and site.several_clusters
+    antenna, factory = site.all_clusters
+    assert antenna.slurm.access == "cli" and factory.slurm.access == "rest"
+    assert [p.name for p in factory.partitions] == ["big", "gpu"] and factory.default_partition.name == "big"
+    assert factory.partition("cpu") is None and antenna.partition("cpu") is not None
+    # The Site's own slurm and partitions are the first cluster's: the sandbox, aifw grade, class and usage use them.
+    assert (site.slurm, site.partitions, site.default_partition.name) == (antenna.slurm, antenna.partitions, "cpu")
+    assert site.cluster("") == antenna and site.cluster("factory") == factory and site.cluster("default") is None
+
+
+def test_a_site_with_several_clusters_dumps_as_it_is_written_and_loads_again():
+    site = site_from_dict(two_clusters())
+    dumped = site.model_dump(mode="json")
+    assert "slurm" not in dumped and "partitions" not in dumped and len(dumped["clusters"]) == 2
+    assert site_from_dict(yaml.safe_load(yaml.safe_dump(dumped))) == site
+    single = load_site(example_site_path("sandbox"))
+    assert site_from_dict(single.model_dump(mode="json")) == single and "clusters" in single.model_dump()
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d["clusters"][1].update(name="antenna"), "cluster names must be unique; repeated: antenna"),
+    (lambda d: d["clusters"][1].update(name="fac tory"), "key 'clusters[1] (fac tory).name': expected a Slurm name"),
+    (lambda d: d.update(slurm={"conf": "/etc/slurm/slurm.conf"}),
+     "key 'slurm': with `clusters`, each cluster has its own slurm settings: move these under clusters[].slurm "
+     "(of antenna, factory), or remove them"),
+    (lambda d: d.update(partitions=[{"name": "cpu"}]),
+     "key 'partitions': with `clusters`, each cluster lists its own partitions: move these under "
+     "clusters[].partitions (of antenna, factory), or remove them"),
+    (lambda d: d["clusters"][1].pop("partitions"), "key 'clusters[1] (factory).partitions': required but missing"),
+    (lambda d: d["clusters"][1].update(partitions=[]), "key 'clusters[1] (factory).partitions': expected at least 1 item(s)"),
+    (lambda d: d["clusters"][1]["partitions"].append({"name": "big"}),
+     "key 'clusters[1] (factory).partitions': partition names must be unique; repeated: big"),
+    (lambda d: d["clusters"][1]["partitions"][1].update(default=True),
+     "key 'clusters[1] (factory).partitions': at most one partition may be the default; got big, gpu"),
+    (lambda d: d["clusters"][1]["partitions"][0].update(max_gpus=-2),
+     "key 'clusters[1] (factory).partitions[0] (big).max_gpus': expected a number >= 0; got -2"),
+    (lambda d: d["clusters"][1]["slurm"].pop("rest_url"),
+     "key 'clusters[1] (factory).slurm': access: rest needs rest_url (see docs/admin.md)"),
+    (lambda d: d["clusters"][1]["slurm"].update(rest_url="http://factory.example.eu:6820"),
+     "key 'clusters[1] (factory).slurm.rest_url': tokens would cross the network in plain text"),
+    (lambda d: d["clusters"][1]["slurm"].update(partition="big"),
+     "key 'clusters[1] (factory).slurm.partition': unknown key"),
+    (lambda d: d["clusters"][0]["slurm"].pop("conf"),
+     "key 'clusters': cluster(s) antenna reached with access: cli need their own slurm.conf"),
+    (lambda d: d["clusters"].append({**d["clusters"][0], "name": "copy"}),
+     "key 'clusters': clusters antenna and copy are both reached through slurm.conf /opt/aifw/state/slurm/slurm.conf: "
+     "give each cluster its own slurm.conf or slurmrestd"),
+    (lambda d: d["clusters"].append({**d["clusters"][1], "name": "twin"}),
+     "clusters factory and twin are both reached through slurmrestd http://127.0.0.1:6920"),
+    (lambda d: d["clusters"][0].update(cluster_name="x"), "key 'clusters[0] (antenna).cluster_name': unknown key"),
+])
+def test_a_wrong_clusters_section_names_the_key_and_what_to_fix(mutate, expected):
+    data = two_clusters()
+    mutate(data)
+    with pytest.raises(SiteError) as err:
+        site_from_dict(data, source="site.yaml")
+    assert expected in str(err.value)
+    assert len(err.value.problems) == 1, err.value.problems  # one mistake, one problem (not echoed elsewhere)
+
+
+def test_one_named_cluster_is_a_site_with_one_cluster_that_needs_no_conf():
+    data = two_clusters()
+    data["clusters"] = data["clusters"][:1]
+    data["clusters"][0]["slurm"].pop("conf")
+    site = site_from_dict(data)
+    assert [c.name for c in site.all_clusters] == ["antenna"] and not site.several_clusters
+
+
+def test_a_site_with_neither_partitions_nor_clusters_says_partitions_are_missing():
+    data = sandbox_data()
+    data["partitions"] = []
+    with pytest.raises(SiteError, match=r"key 'partitions': expected at least 1 item\(s\)"):
+        site_from_dict(data)
+
+
+def test_the_admin_guides_example_of_several_clusters_is_a_valid_site():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "admin.md").read_text()
+    section = text.split("### Several clusters behind one hub", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    site = site_from_dict({"name": "antenna hub", **yaml.safe_load(example)}, source="docs/admin.md")
+    assert [(c.name, c.slurm.access) for c in site.all_clusters] == [("antenna", "cli"), ("factory", "rest")]

@@ -151,7 +151,7 @@ class Counting:
     def __init__(self, s: AIFSlurmSpawner, accounts=(), **slurm):
         self.lookups = 0
 
-        async def live():
+        async def live(cluster=""):
             self.lookups += 1
             return LIVE
 

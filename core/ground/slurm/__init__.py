@@ -2,13 +2,14 @@
 scripts we submit. Everything else in the project calls it; nothing else runs sbatch, squeue, sinfo,
 scontrol, scancel or sacctmgr, or writes ``#SBATCH`` lines.
 
-Ground floor of the project: imports only `aifw.names`. Four rooms:
+Ground floor of the project: imports only `aifw.names`. Its rooms (and `rest`, `usage`, `sacctmgr`):
 
 - `parse`: typed records (JobInfo, NodeInfo, PartitionInfo), node and job states, time strings, and the
   pure parsers of Slurm's output;
 - `script`: the guarded batch-script builder (BatchJob + BatchScript -> text);
 - `accounting`: project budgets (GPU-hours limit, used, held by running jobs) from slurmctld's words;
-- `client`: SlurmClient, which runs the commands (argv lists, timeouts, as a user through an exec prefix).
+- `client`: SlurmClient, which runs the commands (argv lists, timeouts, as a user through an exec prefix);
+- `clusters`: ClusterClients, one client per cluster of a site, chosen by the cluster's name.
 
 Three outcomes of every call, kept apart on purpose:
 - a parsed answer (typed dataclasses);
@@ -100,3 +101,8 @@ __all__ += [
     "API_VERSIONS", "TOKEN_EXPIRED", "TOKEN_REFUSED", "JwtMinter", "SlurmRestClient", "Token", "batch_job_from_script", "submit_body",
     "token_claims",
 ]
+
+# Several clusters behind one hub: one client per cluster, by name (site `clusters`).
+from .clusters import Client, ClusterClients, UnknownCluster  # noqa: E402
+
+__all__ += ["Client", "ClusterClients", "UnknownCluster"]

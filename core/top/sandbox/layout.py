@@ -103,6 +103,9 @@ def effective_site(site: Site, home: Path) -> Site:
     listens on the login node's address (which the compute nodes reach) and the servers on their node's."""
     if site.sandbox is None:
         raise SandboxError("this site file has no 'sandbox' section; `aifw sandbox` only runs one-machine sandboxes")
+    if site.clusters:
+        raise SandboxError("the sandbox runs one Slurm cluster: write its slurm and partitions at the top level of "
+                           "the site file, not under `clusters`")
     data = site.model_dump(mode="json")
     data["paths"]["runtime_prefix"] = str(home)
     data["slurm"]["conf"] = str(SlurmPaths(home / "state" / "slurm").conf)
