@@ -39,6 +39,7 @@ from aifw.names import NOTEBOOK_FILE, SLUG, SLURM_NAME
 from aifw.yamlfile import FileProblems, read_yaml, refuse_repeats, validation_problems
 
 from . import cells as nbcells
+from .completion_setting import CompletionSetting
 
 COURSE_FILE = "course.yaml"
 #: The folder of the runtime prefix that holds the installed course sources (see default_root).
@@ -99,12 +100,20 @@ class Course(_Strict):
     title: Text
     summary: Text
     modules: list[Module] = Field(min_length=1)
+    #: The completion record's rule and micro-credential fields; None: the course issues no record.
+    completion: CompletionSetting | None = None
 
     @field_validator("modules")
     @classmethod
     def _unique_modules(cls, value: list[Module]) -> list[Module]:
         refuse_repeats((m.id for m in value), "module ids")
         return value
+
+    @model_validator(mode="after")
+    def _completion_modules_exist(self) -> "Course":
+        if self.completion is not None:
+            self.completion.counted([m.id for m in self.modules])
+        return self
 
     # set by load_course(); excluded from the model's fields
     _root: Path | None = PrivateAttr(default=None)

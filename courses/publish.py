@@ -68,11 +68,13 @@ def course_readme(course: Course) -> str:
 
 def catalogue_entry(course: Course) -> dict:
     """What anyone may know of a course: its title, summary and modules (goals, minutes, partition, GPUs,
-    notebooks, launch link); no answers, no tests."""
+    notebooks, launch link) and its completion section (the rule and the micro-credential fields, which the
+    progress service reads); no answers, no tests."""
     return {"id": course.id, "title": course.title, "summary": course.summary.strip(), "modules": [
         {"id": m.id, "title": m.title, "goals": list(m.goals), "minutes": m.minutes, "partition": m.partition,
          "gpus": m.gpus, "session_minutes": m.session_minutes or m.minutes, "notebooks": list(m.notebooks),
-         "launch_link": m.launch_link()} for m in course.modules]}
+         "launch_link": m.launch_link()} for m in course.modules],
+        "completion": course.completion.model_dump(mode="json") if course.completion else None}
 
 
 def catalogue_markdown(root: Path | None = None) -> str:
@@ -93,8 +95,10 @@ def publish(courses: Iterable[Course], share: Path, *, force: bool = False, say=
         dest = share / course.id
         digest = source_digest(course)
         if not force and (dest / STAMP).is_file() and (dest / STAMP).read_text().strip() == digest:
-            if not (dest / CATALOGUE).is_file():  # published before there was one
-                (dest / CATALOGUE).write_text(json.dumps(catalogue_entry(course), indent=1))
+            entry = json.dumps(catalogue_entry(course), indent=1)
+            # published before there was one, or by a version that wrote less (the completion section)
+            if not (dest / CATALOGUE).is_file() or (dest / CATALOGUE).read_text() != entry:
+                (dest / CATALOGUE).write_text(entry)
                 (dest / CATALOGUE).chmod(0o644)
             continue
         with tempfile.TemporaryDirectory(prefix=f"aifw-publish-{course.id}-") as tmp:

@@ -31,7 +31,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from pydantic import ValidationError
 from tornado import ioloop, web
@@ -40,6 +39,7 @@ from .lti_ags import AgsClient, PlatformError, ToolKey
 from .lti_grades import (CONFIG_ENV, LaunchRecord, LearnerResult, PublishReply, PublishRequest, QueuedScore,
                          ServiceConfig, first_error, queue_score, score_body)
 from .lti_grades_store import GradesStore
+from .service_keys import load_or_make_rsa_key
 
 log = logging.getLogger("aifw-lti-grades")
 KEY_FILE = "tool-key.pem"
@@ -54,18 +54,7 @@ def load_or_make_key(state_dir: Path) -> ToolKey:
     """The tool's key: read from state_dir/tool-key.pem, made there (0600) on first start."""
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
-    path = state_dir / KEY_FILE
-    if not path.exists():
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-        log.info("made the tool's key in %s", path)
-    if path.stat().st_mode & 0o077:
-        raise SystemExit(f"{path} is readable by others than its owner: chmod 600 it (the tool's private key)")
-    pem = path.read_bytes()
+    pem = load_or_make_rsa_key(state_dir / KEY_FILE, "the tool's private key", log)
     public = serialization.load_pem_private_key(pem, password=None).public_key()
     der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return ToolKey(pem=pem, kid=hashlib.sha256(der).hexdigest()[:16])

@@ -91,6 +91,8 @@ class ServiceConfig(_Frozen):
     shared_courses: Path  # <prefix>/share/courses: the learners' published copies (world-readable)
     courses: tuple[CourseId, ...]
     grader_services: tuple[str, ...] = ()  # hub services that may post scores (the scripts' admin service)
+    #: The hub's public URL (the site's hub.bind_url): completion records name the service by it.
+    public_url: str = Field(pattern=r"^https?://[^/\s]+(/.*)?$")
 
     def to_env(self) -> str:
         return self.model_dump_json()
@@ -140,14 +142,16 @@ def service_url(site: Site) -> str:
 
 def progress_service(site: Site, *, home: str, admin_service: str | None) -> tuple[list[dict], list[dict]]:
     """The JupyterHub-managed service `aifw-progress` and its roles (pure). It runs as the hub's user, its database
-    under the hub's state dir (progress/). Roles: the service reads the hub's groups (who is in which course);
-    every course's trainers may open it (its HTML page, through the hub's OAuth); learners need no role (any
-    token of theirs identifies them). No courses, no service."""
+    and the key that signs completion records under the hub's state dir (progress/). Roles: the service reads the
+    hub's groups (who is in which course); every course's trainers and learners may open it through the hub's
+    OAuth (the trainers' progress pages, a learner's completion record: each page says who may see it); the API
+    needs no role (any token of a user identifies them). No courses, no service."""
     if not site.courses:
         return [], []
     state_dir = Path(home) / "state" / "hub" / "progress"
     config = ServiceConfig(state_dir=state_dir, shared_courses=Path(home) / "share" / "courses",
-                           courses=tuple(site.course_ids), grader_services=(admin_service,) if admin_service else ())
+                           courses=tuple(site.course_ids), grader_services=(admin_service,) if admin_service else (),
+                           public_url=site.hub.bind_url)
     venv_bin = site.paths.venv / "bin"
     service = {
         "name": SERVICE_NAME,
@@ -164,6 +168,9 @@ def progress_service(site: Site, *, home: str, admin_service: str | None) -> tup
     if trainers:
         roles.append({"name": f"{SERVICE_NAME}-trainers", "description": "Trainers open the progress pages",
                       "scopes": [f"access:services!service={SERVICE_NAME}"], "groups": trainers})
+        roles.append({"name": f"{SERVICE_NAME}-learners", "description": "Learners open their completion records",
+                      "scopes": [f"access:services!service={SERVICE_NAME}"],
+                      "groups": [course_group(c, "learner") for c in site.course_ids]})
     if admin_service:
         roles.append({"name": f"{SERVICE_NAME}-graders", "description": "aifw grade posts graded scores",
                       "scopes": [f"access:services!service={SERVICE_NAME}"], "services": [admin_service]})

@@ -12,6 +12,8 @@ survives sessions. What counts and the formula: `aifw.hub_config.progress`.
                                              (the scripts' admin service or a hub admin)
     GET  <prefix>course/<id>                 the trainers' page: learners x modules, bars, a CSV download
     GET  <prefix>oauth_callback              the hub's OAuth login of that page
+    ...  <prefix>api/completion, completion/<id>, verify, .well-known/jwks.json, keys/<kid>: completion records
+                                             (aifw.hub_config.completion_service; verify and the keys are public)
 
 Who a request is comes from the hub (HubOAuth: a token in the Authorization header, or the page's OAuth cookie);
 who may read a course comes from the hub's groups, asked with the service's own token (role: read:groups) and
@@ -31,6 +33,7 @@ from tornado import httpclient, ioloop, web
 
 from aifw.names import course_group
 
+from .completion import PublishedCourse, read_published, standing
 from .progress import (CONFIG_ENV, SERVICE_NAME, CheckPassed, ModuleChecks, ScoresPosted, ServiceConfig, course_csv,
                        course_modules, course_page, first_error, progress_of)
 from .progress_store import ProgressStore
@@ -54,6 +57,7 @@ class Directory:
         self.api_token = api_token
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._modules: dict[str, tuple[float, list[ModuleChecks]]] = {}
+        self._published: dict[str, tuple[float, PublishedCourse | None]] = {}
 
     async def members(self, group: str) -> frozenset[str]:
         hit = self._groups.get(group)
@@ -93,6 +97,21 @@ class Directory:
         modules = course_modules(self.config.shared_courses, course)
         self._modules[course] = (time.monotonic(), modules)
         return modules
+
+    def published(self, course: str) -> PublishedCourse | None:
+        """The course's published catalogue entry (its completion rule), or None when there is none we can use
+        (said in the log when that changes)."""
+        hit = self._published.get(course)
+        if hit and time.monotonic() - hit[0] < MODULES_CACHE_S:
+            return hit[1]
+        try:
+            published = read_published(self.config.shared_courses, course)
+        except ValueError as err:
+            if hit is None or hit[1] is not None:
+                log.warning("course %s issues no completion record: %s", course, err)
+            published = None
+        self._published[course] = (time.monotonic(), published)
+        return published
 
 
 class _Base(web.RequestHandler):
@@ -153,7 +172,9 @@ class InfoHandler(_Base):
         prefix = self.settings["prefix"]
         self.finish({"service": SERVICE_NAME, "courses": list(self.settings["config"].courses),
                      "checks": prefix + "api/checks", "mine": prefix + "api/progress",
-                     "course": prefix + "api/courses/<id>/progress", "page": prefix + "course/<id>"})
+                     "course": prefix + "api/courses/<id>/progress", "page": prefix + "course/<id>",
+                     "completion": prefix + "api/completion", "record": prefix + "completion/<id>",
+                     "verify": prefix + "verify", "jwks": prefix + ".well-known/jwks.json"})
 
 
 class ChecksHandler(_Base):
@@ -186,7 +207,17 @@ class MineHandler(_Base):
             if await self.directory.role(user, course) is not None:
                 rows = self.course_rows(course, user["name"])
                 courses[course] = [m.model_dump() for m in rows[user["name"]]]
-        self.json({"user": user["name"], "courses": courses})
+        self.json({"user": user["name"], "courses": courses, "completion": self.completion(user["name"], courses)})
+
+    def completion(self, user: str, courses) -> dict[str, dict]:
+        """Per course: does it issue records, does the rule hold, is the learner's record issued (details:
+        api/completion)."""
+        out = {}
+        for course in courses:
+            held = standing(course, self.directory.published(course), self.store.scores(course, user).get(user, {}))
+            out[course] = {"offered": held.offered, "holds": held.holds,
+                           "issued": self.store.record_of(user, course) is not None}
+        return out
 
 
 class CourseHandler(_Base):
@@ -247,6 +278,8 @@ class PageHandler(HubOAuthenticated, _Base):
 def make_app(config: ServiceConfig, prefix: str, hub_auth) -> web.Application:
     config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(config.state_dir, 0o700)
+    from .completion_service import completion_routes, completion_settings  # its handlers build on _Base
+
     store = ProgressStore(config.state_dir / DB_FILE)
     directory = Directory(config, hub_auth.api_url, hub_auth.api_token)
     course = r"([A-Za-z0-9][A-Za-z0-9_.\-]{0,63})"
@@ -258,8 +291,9 @@ def make_app(config: ServiceConfig, prefix: str, hub_auth) -> web.Application:
         (prefix + "api/scores", ScoresHandler),
         (prefix + rf"course/{course}", PageHandler),
         (prefix + "oauth_callback", HubOAuthCallbackHandler),
+        *completion_routes(prefix),
     ], config=config, store=store, directory=directory, hub_auth=hub_auth, prefix=prefix,
-        cookie_secret=os.urandom(32))
+        cookie_secret=os.urandom(32), **completion_settings(config.state_dir, config.public_url, prefix))
 
 
 def main() -> None:
@@ -269,7 +303,7 @@ def main() -> None:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")
     url = urlsplit(os.environ["JUPYTERHUB_SERVICE_URL"])
     app = make_app(config, prefix, HubOAuth.instance(cache_max_age=60))  # the one the OAuth callback uses
-    app.listen(url.port, address=url.hostname)
+    app.listen(url.port, address=url.hostname, max_body_size=MAX_BODY + (64 << 10))
     log.info("listening on %s:%s%s; database %s", url.hostname, url.port, prefix, config.state_dir / DB_FILE)
     loop = ioloop.IOLoop.current()
 

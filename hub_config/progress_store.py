@@ -1,7 +1,8 @@
 """The progress service's own SQLite database (under the hub's state dir, progress/progress.sqlite, mode 0600):
 per user, course and module the instant checks that passed (notebook and check title) and the graded score of
-the module's assignment. Only aifw.hub_config.progress_service opens it. Rows are validated again when read
-(the file is a boundary too)."""
+the module's assignment; per user and course the completion record issued (aifw.hub_config.completion: the record
+and its signed credential, one per learner and course, never replaced). Only aifw.hub_config.progress_service
+opens it. Rows are validated again when read (the file is a boundary too)."""
 from __future__ import annotations
 
 import contextlib
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from .completion import CompletionRecord, StoredRecord
 from .progress import CheckPassed, Score, ScoresPosted
 
 SCHEMA = """
@@ -20,6 +22,9 @@ CREATE TABLE IF NOT EXISTS checks (
 CREATE TABLE IF NOT EXISTS scores (
     user TEXT NOT NULL, course TEXT NOT NULL, module TEXT NOT NULL, score REAL NOT NULL, maximum REAL NOT NULL,
     updated REAL NOT NULL, PRIMARY KEY (user, course, module));
+CREATE TABLE IF NOT EXISTS records (
+    verification_id TEXT PRIMARY KEY, user TEXT NOT NULL, course TEXT NOT NULL, record TEXT NOT NULL,
+    token TEXT NOT NULL, UNIQUE (user, course));
 """
 
 
@@ -78,3 +83,29 @@ class ProgressStore:
         for u, module, score, maximum in rows:
             out.setdefault(u, {})[module] = Score(score=score, maximum=maximum)
         return out
+
+    def add_record(self, stored: StoredRecord) -> StoredRecord:
+        """Keep a learner's first record of a course; returns the one kept (an earlier one wins, so two requests at
+        once still give the learner one record)."""
+        r = stored.record
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO records VALUES (?, ?, ?, ?, ?)",
+                       (r.verification_id, r.learner, r.course, r.model_dump_json(), stored.token))
+        kept = self.record_of(r.learner, r.course)
+        if kept is None:  # a verification id drawn twice (80 random bits): never silently
+            raise RuntimeError(f"the record of {r.learner} in {r.course} was not stored; try again")
+        return kept
+
+    def record_of(self, user: str, course: str) -> StoredRecord | None:
+        with self._db() as db:
+            row = db.execute("SELECT record, token FROM records WHERE user = ? AND course = ?", (user, course)).fetchone()
+        return _stored(row)
+
+    def record(self, verification_id: str) -> StoredRecord | None:
+        with self._db() as db:
+            row = db.execute("SELECT record, token FROM records WHERE verification_id = ?", (verification_id,)).fetchone()
+        return _stored(row)
+
+
+def _stored(row: tuple[str, str] | None) -> StoredRecord | None:
+    return None if row is None else StoredRecord(record=CompletionRecord.model_validate_json(row[0]), token=row[1])

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from aifw.extensions.kernel.progress_report import SERVICE_NAME
 from aifw.names import NBGRADER_ID, NOTEBOOK_FILE, SLURM_NAME, matches
 
 PROGRESS_TIMEOUT_S = 3.0
@@ -80,8 +81,11 @@ def published_course(share: Path, course: str) -> CourseView | None:
 
 
 def navigator_view(share: Path | None, home: Path, courses: list[str],
-                   progress: dict[str, list[dict]] | None, progress_error: str | None) -> dict[str, Any]:
-    """What the navigator shows (pure but for reading the share and checking the learner's files)."""
+                   progress: dict[str, list[dict]] | None, progress_error: str | None,
+                   completion: dict[str, dict] | None = None) -> dict[str, Any]:
+    """What the navigator shows (pure but for reading the share and checking the learner's files). A course
+    whose completion rule holds for the learner (or whose record they have) links to their completion record;
+    the link is made here from the course id, not taken from the answer."""
     out = []
     for course_id in courses:
         course = published_course(share, course_id) if share else None
@@ -95,29 +99,35 @@ def navigator_view(share: Path | None, home: Path, courses: list[str],
                          for nb in m.notebooks if matches(NOTEBOOK_FILE, nb)]
             modules.append({**m.model_dump(exclude={"notebooks"}), "notebooks": notebooks,
                             "progress": by_module.get(m.id)})
-        out.append({"id": course.id, "title": course.title or course.id, "modules": modules})
+        done = (completion or {}).get(course_id) or {}
+        record = (f"/services/{SERVICE_NAME}/completion/{course.id}"
+                  if done.get("holds") is True or done.get("issued") is True else None)
+        out.append({"id": course.id, "title": course.title or course.id, "modules": modules, "completion_link": record})
     return {"courses": out, "progress_error": progress_error}
 
 
-async def my_progress(env: dict[str, str]) -> tuple[dict[str, list[dict]] | None, str | None]:
-    """(course -> module progress, None) from the progress service, or (None, why not in words)."""
+async def my_progress(env: dict[str, str]) -> tuple[dict[str, list[dict]] | None, dict[str, dict], str | None]:
+    """(course -> module progress, course -> completion standing, None) from the progress service, or
+    (None, {}, why not in words)."""
     from aifw.extensions.kernel.progress_report import service_base
 
     token = env.get("JUPYTERHUB_API_TOKEN")
     try:
         base = service_base(env)
     except Exception as err:  # noqa: BLE001 - a site file we cannot read is "no service", said in words
-        return None, f"the progress service's address is unknown ({err})"
+        return None, {}, f"the progress service's address is unknown ({err})"
     if not token or base is None:
-        return None, "no progress service here (this server was not started by the hub)"
+        return None, {}, "no progress service here (this server was not started by the hub)"
     request = HTTPRequest(base + "api/progress", headers={"Authorization": f"token {token}"},
                           request_timeout=PROGRESS_TIMEOUT_S, connect_timeout=PROGRESS_TIMEOUT_S)
     try:
-        answer = await AsyncHTTPClient().fetch(request)
-        courses = json.loads(answer.body)["courses"]
-    except (HTTPClientError, OSError, ValueError, KeyError) as err:
-        return None, f"the progress service did not answer ({err}); progress shows again when it does"
-    return ({c: m for c, m in courses.items() if isinstance(m, list)} if isinstance(courses, dict) else {}), None
+        answer = json.loads((await AsyncHTTPClient().fetch(request)).body)
+        courses = answer["courses"]
+    except (HTTPClientError, OSError, ValueError, KeyError, TypeError) as err:
+        return None, {}, f"the progress service did not answer ({err}); progress shows again when it does"
+    completion = answer.get("completion") if isinstance(answer.get("completion"), dict) else {}
+    return (({c: m for c, m in courses.items() if isinstance(m, list)} if isinstance(courses, dict) else {}),
+            {c: v for c, v in completion.items() if isinstance(v, dict)}, None)
 
 
 def _home(handler: APIHandler) -> Path:
@@ -129,13 +139,13 @@ class CoursesHandler(APIHandler):
     async def get(self) -> None:
         env = dict(os.environ)
         share, home = shared_courses(env), _home(self)
-        progress, error = await my_progress(env)
+        progress, completion, error = await my_progress(env)
         if progress is not None:
             courses = sorted(progress)
         else:  # the learner's own copies tell which courses they have
             mine = home / "courses"
             courses = sorted(d.name for d in mine.iterdir() if d.is_dir()) if mine.is_dir() else []
-        self.finish(navigator_view(share, home, courses, progress, error))
+        self.finish(navigator_view(share, home, courses, progress, error, completion))
 
 
 class CopyHandler(APIHandler):

@@ -1,10 +1,13 @@
 """Progress in a real session: an instant check that passes in a learner's kernel (on a compute node) reaches the
 hub's progress service, the learner reads it back, another learner cannot read theirs, a trainer reads the
-course's CSV and page. (The formula, validation and the store: tests/unit/test_progress.py.)"""
+course's CSV and page; graded scores make a learner's completion record, which the public page verifies. (The
+formula, validation and the store: tests/unit/test_progress.py; completion records: tests/unit/test_completion.py.)"""
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import json
 
 import requests
 
@@ -69,3 +72,57 @@ def test_a_passed_check_reaches_the_service_and_only_its_learner_and_trainers_re
     # the trainers' page, through the hub's OAuth login in the trainer's browser session
     page = trainer_login.get(f"{hub.info.hub_url}/services/aifw-progress/course/{COURSE}", timeout=30)
     assert page.status_code == 200 and learner in page.text and "Download CSV" in page.text, page.text[:500]
+
+
+def test_a_learner_who_completes_the_course_gets_a_record_that_the_public_page_verifies(stack, hub):
+    """Graded scores of every module (as `aifw grade` posts them) make the course's completion rule hold: the
+    learner opens the record through the hub's OAuth, downloads the PDF and the credential, and anyone, without a
+    login, verifies it; a tampered one is refused. (The rule, the record, the credential: tests/unit/test_completion.py.)"""
+    import base64
+    import json
+
+    learner = stack.learners()[1]
+    login = hub.login(learner)
+    token = hub.user_token(login, learner)
+    standing = _get(hub, "api/completion", token)
+    assert standing.status_code == 200, standing.text
+    course = standing.json()["courses"][COURSE]
+    assert course["offered"] and course["graded_percent"] == 80
+    for module in [m["module"] for m in course["modules"]]:  # what aifw grade sends after a run
+        posted = requests.post(f"{hub.info.hub_url}/services/aifw-progress/api/scores", timeout=30,
+                               headers={"Authorization": f"token {hub.info.api_token}"},
+                               json={"course": COURSE, "assignment": module, "scores": {learner: {"score": 9, "maximum": 10}}})
+        assert posted.status_code == 204, posted.text
+    course = _get(hub, "api/completion", token).json()["courses"][COURSE]
+    assert course["holds"] and course["missing"] == [], course
+
+    # the certificate, in the learner's browser session (the hub's OAuth: role aifw-progress-learners)
+    page = login.get(f"{hub.info.hub_url}/services/aifw-progress/completion/{COURSE}", timeout=30)
+    assert page.status_code == 200 and "Certificate of completion" in page.text and learner in page.text, page.text[:500]
+    pdf = _get(hub, f"completion/{COURSE}?format=pdf", token)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+    credential = _get(hub, f"completion/{COURSE}?format=jwt", token).text
+    record = _get(hub, "api/completion", token).json()["courses"][COURSE]["record"]
+    assert record["verification_id"] in page.text  # one record: the page, the PDF and the credential are it
+    assert _get(hub, f"completion/{COURSE}?format=jwt", token).text == credential
+
+    # anyone verifies it, without a login; a changed learner name is refused
+    def verify(text: str) -> dict:
+        r = requests.post(f"{hub.info.hub_url}/services/aifw-progress/verify?format=json", json={"record": text},
+                          timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    assert verify(credential)["valid"] and verify(credential)["learner"] == learner
+    assert verify(record["verification_id"])["course"] == COURSE
+    head, body, signature = credential.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["credentialSubject"]["identifier"][0]["identityHash"] = stack.learners()[0]
+    forged = ".".join([head, base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode(), signature])
+    refused = verify(forged)
+    assert not refused["valid"] and "signature does not match" in refused["message"]
+    jwks = requests.get(f"{hub.info.hub_url}/services/aifw-progress/.well-known/jwks.json", timeout=30).json()
+    assert jwks["keys"][0]["kty"] == "RSA" and "d" not in jwks["keys"][0]
+    public_page = requests.get(f"{hub.info.hub_url}/services/aifw-progress/verify",
+                               params={"record": record["verification_id"]}, timeout=30)
+    assert public_page.status_code == 200 and 'data-valid="true"' in public_page.text

@@ -192,7 +192,7 @@ def test_service_ports_come_from_the_site_and_do_not_clash_with_the_hub():
     assert [r["name"] for r in s["JupyterHub"]["load_roles"]] == [
         "aifw-admin", "formgrader-aif-foundations-trainers", "formgrader-other-course-trainers", "idle-culler",
         "course-aif-foundations-class", "course-other-course-class",
-        "aifw-progress-service", "aifw-progress-trainers", "aifw-progress-graders"]
+        "aifw-progress-service", "aifw-progress-trainers", "aifw-progress-learners", "aifw-progress-graders"]
 
 
 def test_sandbox_and_test_sites_use_different_service_ports():

@@ -130,9 +130,13 @@ def test_the_hub_runs_the_progress_service_after_the_grades_port_with_its_roles(
     config = p.ServiceConfig.model_validate_json(service["environment"][p.CONFIG_ENV])
     assert config.state_dir == Path("/srv/aifw/state/hub/progress")
     assert config.shared_courses == Path("/srv/aifw/share/courses") and config.grader_services == ("aifw-admin",)
+    assert config.public_url == site.hub.bind_url  # completion records name the service by it
     roles = {r["name"]: r for r in roles}
     assert roles["aifw-progress-service"]["scopes"] == ["read:groups"]
     assert roles["aifw-progress-trainers"]["groups"] == [f"course-{c}-trainers" for c in site.course_ids]
+    # learners open their completion record through the hub's OAuth
+    assert roles["aifw-progress-learners"]["groups"] == [f"course-{c}-learners" for c in site.course_ids]
+    assert roles["aifw-progress-learners"]["scopes"] == ["access:services!service=aifw-progress"]
     assert roles["aifw-progress-graders"]["services"] == ["aifw-admin"]
 
 
@@ -155,7 +159,13 @@ class _FakeHubAuth:
         return model
 
 
-def test_the_service_keeps_each_learners_progress_to_themselves_and_their_trainers(tmp_path):
+PREFIX = "/services/aifw-progress/"
+GROUPS = {"course-c-learners": {"ada", "bob"}, "course-c-trainers": {"tina"}}
+
+
+def _serve(tmp_path, steps, catalogue: dict | None = None) -> dict:
+    """Run the service (fake hub: _FakeHubAuth, GROUPS) on a course c with one module m1 (checks Ex 1, Ex 2) and
+    answer `steps(call)`; call(path, token=None, body=None, form=None) -> (status, text, headers)."""
     from tornado.httpclient import AsyncHTTPClient
 
     from aifw.hub_config.progress_service import Directory, make_app
@@ -164,56 +174,66 @@ def test_the_service_keeps_each_learners_progress_to_themselves_and_their_traine
     (share / "c" / "m1").mkdir(parents=True)
     (share / "c" / "m1" / "a.ipynb").write_text(json.dumps(_notebook('@check("Ex 1")\ndef _(): pass',
                                                                       '@check("Ex 2")\ndef _(): pass')))
+    if catalogue is not None:
+        (share / "c" / ".catalogue.json").write_text(json.dumps(catalogue))
     config = p.ServiceConfig(state_dir=tmp_path / "state", shared_courses=share, courses=("c",),
-                             grader_services=("aifw-admin",))
-    groups = {"course-c-learners": {"ada", "bob"}, "course-c-trainers": {"tina"}}
+                             grader_services=("aifw-admin",), public_url="http://hub.example.org:8000")
 
     async def members(self, group):
-        return frozenset(groups.get(group, ()))
-
-    prefix = "/services/aifw-progress/"
-    check = {"course": "c", "module": "m1", "notebook": "a.ipynb", "check": "Ex 1"}
+        return frozenset(GROUPS.get(group, ()))
 
     async def scenario():
         Directory.members = members
-        app = make_app(config, prefix, _FakeHubAuth())
+        app = make_app(config, PREFIX, _FakeHubAuth())
         server = app.listen(0, address="127.0.0.1")
         port = next(iter(server._sockets.values())).getsockname()[1]
         client = AsyncHTTPClient()
 
-        async def call(path, token=None, body=None):
+        async def call(path, token=None, body=None, form=None):
             headers = {"Authorization": f"token {token}"} if token else {}
-            r = await client.fetch(f"http://127.0.0.1:{port}{prefix}{path}", method="GET" if body is None else "POST",
-                                   body=None if body is None else json.dumps(body), headers=headers,
-                                   raise_error=False, request_timeout=10)
-            return r.code, r.body.decode()
+            data = json.dumps(body) if body is not None else form
+            if data is not None:
+                headers["Content-Type"] = "application/json" if form is None else "application/x-www-form-urlencoded"
+            r = await client.fetch(f"http://127.0.0.1:{port}{PREFIX}{path}", method="GET" if data is None else "POST",
+                                   body=data, headers=headers, raise_error=False, request_timeout=10,
+                                   follow_redirects=False)
+            return r.code, r.body.decode("utf-8", "replace"), r.headers
 
         try:
-            return {
-                "anonymous": await call("api/checks", body=check),
-                "made-up": await call("api/checks", "ada-token", {**check, "check": "Ex 99"}),
-                "bad": await call("api/checks", "ada-token", {**check, "module": "../x"}),
-                "outsider": await call("api/checks", "admin-svc", check),
-                "pass": await call("api/checks", "ada-token", check),
-                "ada": await call("api/progress", "ada-token"),
-                "bob": await call("api/progress", "bob-token"),
-                "bob-course": await call("api/courses/c/progress", "bob-token"),
-                "learner-scores": await call("api/scores", "ada-token", {"course": "c", "assignment": "m1",
-                                                                         "scores": {"ada": {"score": 4, "maximum": 4}}}),
-                "scores": await call("api/scores", "admin-svc", {"course": "c", "assignment": "m1",
-                                                                 "scores": {"bob": {"score": 3, "maximum": 4}}}),
-                "csv": await call("api/courses/c/progress?format=csv", "tina-token"),
-                "page": await call("course/c", "tina-token"),
-                "unknown": await call("api/courses/nope/progress", "tina-token"),
-            }
+            return await steps(call)
         finally:
             server.stop()
 
     original = Directory.members
     try:
-        r = run_coroutine(scenario())  # asyncio.run fails once the browser tier left a loop running
+        return run_coroutine(scenario())  # asyncio.run fails once the browser tier left a loop running
     finally:
         Directory.members = original
+
+
+def test_the_service_keeps_each_learners_progress_to_themselves_and_their_trainers(tmp_path):
+    check = {"course": "c", "module": "m1", "notebook": "a.ipynb", "check": "Ex 1"}
+
+    async def steps(call):
+        return {
+            "anonymous": await call("api/checks", body=check),
+            "made-up": await call("api/checks", "ada-token", {**check, "check": "Ex 99"}),
+            "bad": await call("api/checks", "ada-token", {**check, "module": "../x"}),
+            "outsider": await call("api/checks", "admin-svc", check),
+            "pass": await call("api/checks", "ada-token", check),
+            "ada": await call("api/progress", "ada-token"),
+            "bob": await call("api/progress", "bob-token"),
+            "bob-course": await call("api/courses/c/progress", "bob-token"),
+            "learner-scores": await call("api/scores", "ada-token", {"course": "c", "assignment": "m1",
+                                                                     "scores": {"ada": {"score": 4, "maximum": 4}}}),
+            "scores": await call("api/scores", "admin-svc", {"course": "c", "assignment": "m1",
+                                                             "scores": {"bob": {"score": 3, "maximum": 4}}}),
+            "csv": await call("api/courses/c/progress?format=csv", "tina-token"),
+            "page": await call("course/c", "tina-token"),
+            "unknown": await call("api/courses/nope/progress", "tina-token"),
+        }
+
+    r = _serve(tmp_path, steps)
     assert r["anonymous"][0] == 403
     assert r["made-up"][0] == 400 and "has no instant check titled 'Ex 99'" in r["made-up"][1]
     assert r["bad"][0] == 400 and "module" in r["bad"][1]
@@ -229,6 +249,96 @@ def test_the_service_keeps_each_learners_progress_to_themselves_and_their_traine
     assert rows["ada"]["progress"] == "0.5000" and rows["bob"]["progress"] == "0.7500"
     assert r["page"][0] == 200 and "Download CSV" in r["page"][1] and "width:75%" in r["page"][1]
     assert r["unknown"][0] == 404
+
+
+# --------------------------------------------------------------------------- completion records
+CATALOGUE = {"id": "c", "title": "Course C", "summary": "About C.", "modules": [{"id": "m1", "title": "One", "minutes": 30}],
+             "completion": {"graded_percent": 80, "issuer": {"name": "Example AI Factory"},
+                            "learning_outcomes": ["Do things"], "assessment": "Autograded notebooks",
+                            "participation": "online", "quality_assurance": "Proven exercises"}}
+
+
+def test_the_service_issues_a_learner_one_record_once_the_rule_holds_and_anyone_can_verify_it(tmp_path):
+    import base64
+    import re
+
+    def tampered(token: str) -> str:
+        head, body, sig = token.split(".")
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        claims["credentialSubject"]["identifier"][0]["identityHash"] = "mallory"
+        return ".".join([head, base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode(), sig])
+
+    async def steps(call):
+        r = {"api-before": await call("api/completion", "ada-token"),
+             "page-before": await call("completion/c", "ada-token"),
+             "trainer": await call("completion/c", "tina-token"),
+             "bad-format": await call("completion/c?format=docx", "ada-token"),
+             "scores": await call("api/scores", "admin-svc", {"course": "c", "assignment": "m1", "scores": {
+                 "ada": {"score": 9, "maximum": 10}, "bob": {"score": 7, "maximum": 10}}}),
+             "progress": await call("api/progress", "ada-token"),
+             "bob": await call("completion/c", "bob-token"),
+             "html": await call("completion/c", "ada-token"),
+             "jwt": await call("completion/c?format=jwt", "ada-token"),
+             "pdf": await call("completion/c?format=pdf", "ada-token"),
+             "html-again": await call("completion/c", "ada-token"),
+             "api-after": await call("api/completion", "ada-token"),
+             "jwks": await call(".well-known/jwks.json"),
+             "form": await call("verify"),
+             "big": await call("verify", form="record=" + "x" * 200_000)}
+        token = r["jwt"][1]
+        vid = json.loads(r["api-after"][1])["courses"]["c"]["record"]["verification_id"]
+        kid = json.loads(r["jwks"][1])["keys"][0]["kid"]
+        r.update({"by-id": await call(f"verify?format=json&record={vid.lower()}"),
+                  "by-token": await call("verify", form="record=" + token),
+                  "by-token-json": await call("verify?format=json", body={"record": token}),
+                  "tampered": await call("verify?format=json", body={"record": tampered(token)}),
+                  "unknown": await call("verify?format=json&record=AAAA-BBBB-CCCC-DDDD"),
+                  "key": await call(f"keys/{kid}"), "no-key": await call("keys/nope")})
+        return r, token, vid
+
+    r, token, vid = _serve(tmp_path, steps, CATALOGUE)
+    before = json.loads(r["api-before"][1])["courses"]["c"]
+    assert before["offered"] and not before["holds"] and before["href"] is None
+    assert before["missing"] == ["One (m1): not graded yet; 80% of its points are needed"]
+    assert r["page-before"][0] == 403 and "One (m1): not graded yet" in r["page-before"][1]
+    assert r["trainer"][0] == 403 and "are for the learners of c" in r["trainer"][1]
+    assert r["bad-format"][0] == 400
+    assert r["scores"][0] == 204
+    assert json.loads(r["progress"][1])["completion"] == {"c": {"offered": True, "holds": True, "issued": False}}
+    assert r["bob"][0] == 403 and "graded 70%; 80% are needed" in r["bob"][1]  # bob's 7/10 is not enough
+    assert r["html"][0] == 200 and "Certificate of completion" in r["html"][1] and vid in r["html"][1]
+    assert r["html-again"][1] == r["html"][1]  # the same record each time
+    assert r["jwt"][2]["Content-Type"] == "application/jwt" and token.count(".") == 2
+    assert r["pdf"][0] == 200 and r["pdf"][2]["Content-Type"] == "application/pdf"
+    after = json.loads(r["api-after"][1])["courses"]["c"]
+    assert after["holds"] and after["href"] == PREFIX + "completion/c" and after["record"]["verification_id"] == vid
+    assert r["form"][0] == 200 and "<textarea" in r["form"][1]
+    assert r["big"][0] == 413
+    by_id = json.loads(r["by-id"][1])
+    assert by_id["valid"] and by_id["learner"] == "ada" and by_id["course"] == "c" and by_id["verification_id"] == vid
+    assert r["by-token"][0] == 200 and 'data-valid="true"' in r["by-token"][1] and "issued to ada" in r["by-token"][1]
+    assert json.loads(r["by-token-json"][1])["valid"] is True
+    refused = json.loads(r["tampered"][1])
+    assert refused == {"valid": False, "message": refused["message"]} and "signature does not match" in refused["message"]
+    assert not json.loads(r["unknown"][1])["valid"]
+    key = json.loads(r["key"][1])
+    assert key["kty"] == "RSA" and "d" not in key and r["no-key"][0] == 404
+    assert re.search(r'"kid": "[A-Za-z0-9_-]{43}"', r["jwks"][1])
+
+
+def test_a_course_without_a_completion_section_says_so_where_a_learner_asks(tmp_path):
+    catalogue = {k: v for k, v in CATALOGUE.items() if k != "completion"}
+
+    async def steps(call):
+        await call("api/scores", "admin-svc", {"course": "c", "assignment": "m1",
+                                               "scores": {"ada": {"score": 10, "maximum": 10}}})
+        return await call("api/completion", "ada-token"), await call("completion/c", "ada-token")
+
+    api, page = _serve(tmp_path, steps, catalogue)
+    answer = json.loads(api[1])["courses"]["c"]
+    assert answer["offered"] is False and answer["href"] is None
+    assert answer["missing"] == ["this course issues no completion record (its course.yaml has no completion section)"]
+    assert page[0] == 404 and "This course issues no completion record" in page[1]
 
 
 # --------------------------------------------------------------------------- the kernel's reporter
@@ -319,6 +429,13 @@ def test_the_navigator_shows_the_published_modules_with_the_learners_progress(tm
     m1, m2 = course["modules"]
     assert m1["notebooks"] == [{"name": "01-x.ipynb", "path": "courses/c/m1-a/01-x.ipynb", "exists": True}]
     assert m1["progress"]["progress"] == 0.5 and m2["progress"] is None and m2["notebooks"] == []
+    assert course["completion_link"] is None
+    # the completion record's link, once the rule holds (made from the course id, whatever the service says)
+    for standing, link in (({"holds": True}, "/services/aifw-progress/completion/c"),
+                           ({"holds": False, "issued": True}, "/services/aifw-progress/completion/c"),
+                           ({"holds": "yes"}, None), ({"holds": False}, None)):
+        (course,) = navigator_view(share, home, ["c"], progress, None, {"c": standing})["courses"]
+        assert course["completion_link"] == link, standing
     # with the publisher's .catalogue.json: titles, goals, minutes, partition, GPUs and launch link
     (share / "c" / ".catalogue.json").write_text(json.dumps({"id": "c", "title": "The course", "modules": [
         {"id": "m1-a", "title": "First", "goals": ["learn"], "minutes": 45, "partition": "gpu", "gpus": 1,

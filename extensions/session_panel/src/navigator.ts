@@ -2,7 +2,8 @@
  * The course navigator (left side bar): the learner's courses, then their modules — title, goals, minutes,
  * partition and GPUs, the module's launch link — with a progress bar per module (from the hub's progress
  * service, through the server extension's `aifw/courses`), and "Open", which opens the learner's own copy in
- * ~/courses/<course>/<module>/ (copying only what they lack first: never overwriting their work).
+ * ~/courses/<course>/<module>/ (copying only what they lack first: never overwriting their work). A course whose
+ * completion rule holds for the learner links to their completion record (certificate, PDF, Open Badge).
  */
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
@@ -46,6 +47,8 @@ export interface ICourseView {
   id: string;
   title: string;
   modules: IModuleView[];
+  /** The learner's completion record ("/services/aifw-progress/completion/<id>"), once the course's rule holds. */
+  completion_link?: string | null;
 }
 
 export interface INavigatorAnswer {
@@ -128,8 +131,13 @@ export class CourseNavigator extends Widget {
   }
 
   private _course(course: ICourseView): string {
+    const record = hubLink(course.completion_link ?? null);
     return (
       `<section class="aifw-Course" data-course="${escape(course.id)}"><h3>${escape(course.title)}</h3>` +
+      (record
+        ? `<p class="aifw-Completion"><a href="${escape(record)}" target="_blank" rel="noopener">` +
+          'Completion record</a> · you have completed this course</p>'
+        : '') +
       course.modules.map(m => this._module(course, m)).join('') +
       '</section>'
     );
