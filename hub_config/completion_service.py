@@ -31,7 +31,7 @@ from tornado import web
 
 from aifw.names import course_group
 
-from .completion import (MAX_RECORD_CHARS, PublishedCourse, StoredRecord, Verdict, build_record, check,
+from .completion import (MAX_RECORD_CHARS, PublishedCourse, StoredRecord, Verdict, build_record, check, key_url,
                          new_verification_id, public_jwk, sign, standing, thumbprint, verifying_keys)
 from .completion_render import certificate_html, certificate_pdf, status_html, verify_html
 from .progress import SERVICE_NAME
@@ -55,10 +55,11 @@ def completion_settings(state_dir: Path, public_url: str, prefix: str) -> dict:
     """What the handlers below need in the tornado application's settings."""
     pem = load_or_make_key(state_dir)
     jwk = public_jwk(pem)
-    kid = thumbprint(jwk)
-    origin = "{0.scheme}://{0.netloc}".format(urlsplit(public_url))
+    base_url = "{0.scheme}://{0.netloc}".format(urlsplit(public_url)) + prefix
+    # the kid as the credentials' JOSE header names it (the key's URL), so a JWKS client finds it by kid too
+    kid = key_url(base_url, thumbprint(jwk))
     return {"completion_key": pem, "completion_jwks": {"keys": [{**jwk, "kid": kid, "alg": "RS256", "use": "sig"}]},
-            "completion_keys": verifying_keys([jwk]), "completion_base_url": origin + prefix}
+            "completion_keys": verifying_keys([jwk]), "completion_base_url": base_url}
 
 
 def completion_routes(prefix: str) -> list[tuple[str, type]]:
@@ -177,6 +178,9 @@ class _Public(web.RequestHandler):
     def set_default_headers(self):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "no-referrer")
+        # no script, no frames, forms only back here: what someone pastes can do nothing on the page
+        self.set_header("Content-Security-Policy",
+                        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 
 
 class VerifyHandler(_Public):
@@ -229,8 +233,8 @@ class JwksHandler(_Public):
 
 
 class KeyHandler(_Public):
-    def get(self, kid: str):
-        key = next((k for k in self.settings["completion_jwks"]["keys"] if k["kid"] == kid), None)
+    def get(self, thumb: str):
+        key = next((k for k in self.settings["completion_jwks"]["keys"] if k["kid"].rsplit("/", 1)[-1] == thumb), None)
         if key is None:
             raise web.HTTPError(404, "no such key here")
         self.set_header("Content-Type", "application/jwk+json")

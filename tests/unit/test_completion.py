@@ -332,7 +332,9 @@ def test_the_signing_key_is_made_once_private_and_refused_when_others_may_read_i
     settings = completion_settings(tmp_path, "http://hub.example.org:8000/", "/services/aifw-progress/")
     assert settings["completion_base_url"] == "http://hub.example.org:8000/services/aifw-progress/"
     (jwk,) = settings["completion_jwks"]["keys"]
-    assert jwk["kid"] == c.thumbprint(jwk) and "d" not in jwk
+    assert jwk["kid"] == settings["completion_base_url"] + "keys/" + c.thumbprint(jwk) and "d" not in jwk
+    record = a_record().model_copy(update={"base_url": settings["completion_base_url"]})
+    assert jwt.get_unverified_header(c.sign(record, pem))["kid"] == jwk["kid"]  # a JWKS client finds it by kid
     os.chmod(tmp_path / KEY_FILE, 0o640)
     with pytest.raises(SystemExit, match="chmod 600"):
         load_or_make_key(tmp_path)

@@ -287,7 +287,7 @@ def test_the_service_issues_a_learner_one_record_once_the_rule_holds_and_anyone_
              "big": await call("verify", form="record=" + "x" * 200_000)}
         token = r["jwt"][1]
         vid = json.loads(r["api-after"][1])["courses"]["c"]["record"]["verification_id"]
-        kid = json.loads(r["jwks"][1])["keys"][0]["kid"]
+        kid = json.loads(r["jwks"][1])["keys"][0]["kid"].rsplit("/", 1)[-1]
         r.update({"by-id": await call(f"verify?format=json&record={vid.lower()}"),
                   "by-token": await call("verify", form="record=" + token),
                   "by-token-json": await call("verify?format=json", body={"record": token}),
@@ -313,6 +313,7 @@ def test_the_service_issues_a_learner_one_record_once_the_rule_holds_and_anyone_
     after = json.loads(r["api-after"][1])["courses"]["c"]
     assert after["holds"] and after["href"] == PREFIX + "completion/c" and after["record"]["verification_id"] == vid
     assert r["form"][0] == 200 and "<textarea" in r["form"][1]
+    assert "default-src 'none'" in r["form"][2]["Content-Security-Policy"]
     assert r["big"][0] == 413
     by_id = json.loads(r["by-id"][1])
     assert by_id["valid"] and by_id["learner"] == "ada" and by_id["course"] == "c" and by_id["verification_id"] == vid
@@ -323,7 +324,7 @@ def test_the_service_issues_a_learner_one_record_once_the_rule_holds_and_anyone_
     assert not json.loads(r["unknown"][1])["valid"]
     key = json.loads(r["key"][1])
     assert key["kty"] == "RSA" and "d" not in key and r["no-key"][0] == 404
-    assert re.search(r'"kid": "[A-Za-z0-9_-]{43}"', r["jwks"][1])
+    assert re.search(r'"kid": "http://hub.example.org:8000/services/aifw-progress/keys/[A-Za-z0-9_-]{43}"', r["jwks"][1])
 
 
 def test_a_course_without_a_completion_section_says_so_where_a_learner_asks(tmp_path):
