@@ -1,12 +1,18 @@
-"""The hub's own pages in a real browser, on the real hub and Slurm: the spawn page is titled for the site, the
-home page shows a card per session (partition, node, a walltime counting down, Open and Stop) and, once it is
-stopped, "start again with my last settings" and the learner's course with a launch button per module; each page is photographed in light and dark mode and at phone
-width (AIFW_SCREENSHOTS, default /tmp/aifw-screenshots), so that a person can look at them."""
+"""The hub's own pages in a real browser, on the real hub and Slurm: the spawn page is titled for the site; a
+launch link that names a server opens the form for that session, pre-filled; the home page shows a card per
+session (two side by side: the default one and a named GPU one, each with partition, node, a walltime counting
+down, Open and Stop; Stop on one leaves the other) and, once they are stopped, "start again with my last
+settings" and the learner's course with a launch button per module; each page is photographed in light and
+dark mode and at phone width (AIFW_SCREENSHOTS, default /tmp/aifw-screenshots), so that a person can look at
+them."""
 from __future__ import annotations
 
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from playwright.sync_api import expect
 
 from aifw_testing import wait_until
 
@@ -43,22 +49,52 @@ def test_the_hub_pages_show_each_session_and_work_in_light_dark_and_at_phone_wid
     assert page.title().startswith("Start a session")
     _shoot(page, "spawn")
 
-    r = hub.start(name, {"partition": "debug", "runtime_minutes": 20})
-    assert r.status_code in (201, 202), r.text
-    hub.wait_ready(name)
-    [job] = stack.squeue(name)
-    page.goto(f"{stack.hub_url}/hub/home")
-    card = page.locator(".aifw-session[data-state=running]")
-    assert card.count() == 1
-    assert card.locator(".aifw-partition").inner_text() == "debug"
-    assert card.locator(".aifw-node").inner_text().startswith("node")
-    assert f"job {job['id']}" in card.inner_text()
-    left = card.locator(".aifw-walltime")
-    first = left.inner_text()
-    assert re.fullmatch(r"0:(19|20):\d\d", first), first
-    assert wait_until(lambda: left.inner_text() != first, timeout=5, interval=0.3)  # it counts down
-    assert card.locator("a.aifw-open").get_attribute("href").endswith(f"/user/{name}/")
-    _shoot(page, "home-running")
+    # A launch link may name the server: the form for the session "gpu", pre-filled from the link. It is
+    # submitted while the default session starts through the API, so that both start at once.
+    page.goto(f"{stack.hub_url}/hub/spawn/{name}/gpu?partition=gpu&gpus=1&runtime=20")
+    expect(page.locator("#aifw-partition-gpu")).to_be_checked()
+    expect(page.locator("#aifw-gpus")).to_have_value("1")
+    expect(page.locator("#aifw-runtime_minutes")).to_have_value("20")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            default = pool.submit(hub.start, name, {"partition": "debug", "runtime_minutes": 20})
+            page.click("input[type=submit], button[type=submit]")
+            page.wait_for_url(re.compile(rf".*/(hub/spawn-pending|user)/{name}/gpu.*"), wait_until="commit")
+            r = default.result()
+        assert r.status_code in (201, 202), r.text
+        hub.wait_ready(name)
+        assert wait_until(lambda: (hub.user_model(name)["servers"].get("gpu") or {}).get("ready"), timeout=90)
+        jobs = {j["partition"]: j for j in stack.squeue(name)}
+        assert sorted(jobs) == ["debug", "gpu"], jobs
+        page.goto(f"{stack.hub_url}/hub/home")
+        assert page.locator(".aifw-session[data-state=running]").count() == 2
+        card = page.locator('.aifw-session[data-server-name=""]')
+        gpu = page.locator('.aifw-session[data-server-name="gpu"]')
+        for c, partition, job in ((card, "debug", jobs["debug"]), (gpu, "gpu", jobs["gpu"])):
+            assert c.get_attribute("data-state") == "running"
+            assert c.locator(".aifw-partition").inner_text() == partition
+            assert c.locator(".aifw-node").inner_text().startswith("node")
+            assert f"job {job['id']}" in c.inner_text()
+            assert re.fullmatch(r"0:(19|20):\d\d", c.locator(".aifw-walltime").inner_text())
+        assert gpu.locator(".aifw-gpus").inner_text() == "1"
+        left = card.locator(".aifw-walltime")
+        first = left.inner_text()
+        assert wait_until(lambda: left.inner_text() != first, timeout=5, interval=0.3)  # it counts down
+        assert card.locator("a.aifw-open").get_attribute("href").endswith(f"/user/{name}/")
+        assert gpu.locator("a.aifw-open").get_attribute("href").endswith(f"/user/{name}/gpu/")
+        _shoot(page, "home-running")
+
+        # Stop on the GPU session's card ends that one only.
+        gpu.locator(".aifw-stop").click()
+        assert wait_until(lambda: "gpu" not in hub.user_model(name)["servers"], timeout=60)
+        assert wait_until(lambda: [j["partition"] for j in stack.squeue(name)] == ["debug"], timeout=30), \
+            stack.squeue(name)
+        assert hub.user_model(name)["servers"][""]["ready"]
+        expect(gpu).to_have_count(0, timeout=30_000)  # the page looks again until the hub says it is gone
+        expect(page.locator(".aifw-session")).to_have_count(1)
+        expect(card).to_have_attribute("data-state", "running")
+    finally:
+        hub.api("DELETE", f"/users/{name}/servers/gpu")  # nothing of it left behind, whatever failed above
 
     card.locator(".aifw-stop").click()
     assert wait_until(lambda: not hub.user_model(name)["servers"], timeout=60)

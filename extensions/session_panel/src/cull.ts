@@ -71,6 +71,10 @@ export const idleCull: JupyterFrontEndPlugin<void> = {
   requires: [ISessionModel],
   activate: (app: JupyterFrontEnd, session: ISessionModel) => {
     const warning = new IdleCullWarning(() => app.commands.execute('docmanager:save-all'));
-    session.fetched.connect((_, info) => void warning.onAnswer(info));
+    // Only once the lab is restored: a notification made while JupyterLab still activates its plugins is
+    // counted but never shown as a toast. The answer that came before then is taken too (else a cull
+    // already near when the lab opens is warned only at the next answer, a minute later).
+    session.fetched.connect((_, info) => void app.restored.then(() => warning.onAnswer(info)));
+    void app.restored.then(() => session.info && warning.onAnswer(session.info));
   }
 };

@@ -74,7 +74,9 @@ const ending: JupyterFrontEndPlugin<void> = {
       }
     };
     const end = new EndOfWalltime(saver);
-    session.fetched.connect((_, info) => void end.onAnswer(info));
+    // Once the lab is restored, and the answer that came before then too (as in cull.ts).
+    session.fetched.connect((_, info) => void app.restored.then(() => end.onAnswer(info)));
+    void app.restored.then(() => session.info && end.onAnswer(session.info));
   }
 };
 
