@@ -29,7 +29,7 @@ REMOTE = {"cluster": CLUSTER, "partition": PARTITION, "runtime_minutes": 10, "cp
 def two_clusters(stack):
     """The second cluster and the hub in front of both; (hub client, second cluster, the two users)."""
     s = stack.stack
-    users = (stack.guests() if hasattr(stack, "guests") else []) or stack.learners()  # the side lane's guests
+    users = stack.learners()
     assert len(users) >= 2, stack.users
     t0 = time.monotonic()
     cluster = start_second_cluster(stack.home / "second-cluster", network_plan(s.site.sandbox).bridge)

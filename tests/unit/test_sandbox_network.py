@@ -18,6 +18,7 @@ class FakeIp:
         self.links = set(links) | {"lo", "eth0"}
         self.addrs: dict[tuple[str, str], str] = {}  # (netns or "", dev) -> cidr
         self.calls: list[tuple[str, ...]] = []
+        self.pids: dict[str, list[int]] = {}  # netns -> processes inside it
 
     def __call__(self, *args, check=True):
         self.calls.append(args)
@@ -30,6 +31,8 @@ class FakeIp:
                 self.ns.add(name)
             case ("netns", "del", name):
                 self.ns.discard(name)
+            case ("netns", "pids", name):
+                out, rc = ("".join(f"{pid}\n" for pid in self.pids.get(name, ())), 0) if name in self.ns else ("", 1)
             case ("-o", "link", "show"):
                 out = "".join(f"{i}: {n}: <UP>\n" for i, n in enumerate(sorted(self.links)))
             case ("link", "add", name, "type", "bridge"):
@@ -97,3 +100,24 @@ def test_a_machine_without_namespaces_is_told_to_use_single_node_mode(plan, monk
     monkeypatch.setattr(network.subprocess, "run", refuse)
     with pytest.raises(network.SandboxError, match="Operation not permitted.*sandbox.mode: single-node"):
         network.build_node(plan, plan.nodes[0])
+
+
+def test_a_process_left_in_a_namespace_is_ended_before_the_namespace_goes(plan, monkeypatch):
+    """A job's slurmstepd that outlived its slurmd would lose its network with the namespace and keep its job
+    completing forever: rebuilding the node and tearing the network down both kill what is still inside."""
+    fake = FakeIp(namespaces={"aifwt-node2", "aifwt-node9"}, links={"aifwt-v2"})
+    monkeypatch.setattr(network, "_ip", fake)
+    inside = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
+    try:
+        fake.pids = {"aifwt-node2": [inside[0].pid], "aifwt-node9": [inside[1].pid]}
+        network.ensure_bridge(plan)
+        network.build_node(plan, plan.nodes[1])   # node2 rebuilt: its old namespace's process is killed
+        assert inside[0].wait(timeout=5) == -9 and inside[1].poll() is None
+        network.remove_stale(plan)                # node9 is no node of the plan
+        assert inside[1].wait(timeout=5) == -9
+        pids_then_del = [c[:2] for c in fake.calls if c[:2] in (("netns", "pids"), ("netns", "del"))]
+        assert pids_then_del[:2] == [("netns", "pids"), ("netns", "del")]
+    finally:
+        for p in inside:
+            p.kill()
+            p.wait()

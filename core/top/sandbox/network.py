@@ -11,6 +11,8 @@ addressed. See ../shared/notes/slurm-multi-node.md for what was measured.
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,12 +125,31 @@ def build_node(plan: NetworkPlan, node: NodeNet) -> None:
     _ip("-n", node.netns, "link", "set", "lo", "up")
 
 
+def end_processes_in(netns: str) -> list[int]:
+    """SIGKILL every process still inside a namespace about to go (a job's slurmstepd that outlived its slurmd):
+    once its network is gone it can no longer reach slurmctld, and its job would stay completing on the node
+    forever. Returns the pids it signalled."""
+    p = _ip("netns", "pids", netns, check=False)
+    pids = [int(x) for x in p.stdout.split() if x.isdigit()] if p.returncode == 0 else []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+def _del_netns(name: str, check: bool = True) -> None:
+    end_processes_in(name)
+    _ip("netns", "del", name, check=check)
+
+
 def remove_node(node: NodeNet) -> None:
     # The veth first: deleting a namespace removes its veth only asynchronously (seconds later).
     if node.veth in links():
         _ip("link", "del", node.veth)
     if node.netns in namespaces():
-        _ip("netns", "del", node.netns)
+        _del_netns(node.netns)
 
 
 def leftovers(plan: NetworkPlan) -> tuple[list[str], list[str]]:
@@ -151,7 +172,7 @@ def remove_stale(plan: NetworkPlan) -> list[str]:
             removed.append(name)
     for name in ns:
         if name not in keep_ns:
-            _ip("netns", "del", name, check=False)
+            _del_netns(name, check=False)
             removed.append(name)
     return removed
 
@@ -164,7 +185,7 @@ def remove_network(plan: NetworkPlan) -> list[str]:
         _ip("link", "del", name, check=False)
         removed.append(name)
     for name in ns:
-        _ip("netns", "del", name, check=False)
+        _del_netns(name, check=False)
         removed.append(name)
     ns, ifs = leftovers(plan)
     if ns or ifs:
