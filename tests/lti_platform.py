@@ -463,6 +463,8 @@ def start_lti_hub(stack_site: Path, home: Path, venv_bin: Path, slurm_conf: str,
            "AIFW_ADMIN_TOKEN": token, "SLURM_CONF": slurm_conf, "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(24)}
     log = home / "hub.log"
     config = Path(aifw.hub_config.__file__).with_name("jupyterhub_config.py")
+    services = LTI_HUB_PORTS["services"]
+    end_listeners(range(services, services + 10))  # what a crashed run's hub left on its service ports
     with log.open("w") as out:
         process = subprocess.Popen([str(Path(venv_bin) / "jupyterhub"), "-f", str(config)], env=env,
                                    cwd=str(home / "state" / "hub"), stdout=out, stderr=subprocess.STDOUT)
@@ -482,7 +484,9 @@ def start_lti_hub(stack_site: Path, home: Path, venv_bin: Path, slurm_conf: str,
 
 
 def stop_lti_hub(hub: LtiHub) -> None:
-    """Stop the hub (it stops its proxy and services) and whatever of them is left by pid file."""
+    """Stop the hub (it stops its proxy and services) and whatever of them is left: the proxy by pid file, and
+    anything still listening on the hub's service ports (a hub killed after 20 s leaves its managed services
+    running, in sessions of their own, and the next hub on these ports could not start them)."""
     hub.process.terminate()
     try:
         hub.process.wait(timeout=20)
@@ -494,3 +498,21 @@ def stop_lti_hub(hub: LtiHub) -> None:
         os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
     except (OSError, ValueError):
         pass
+    try:
+        base = int(yaml.safe_load((hub.home / "site.yaml").read_text())["hub"]["services_port_base"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return
+    end_listeners(range(base, base + 10))
+
+
+def end_listeners(ports: range) -> list[int]:
+    """SIGKILL the processes listening at these TCP ports, the tests' own (`ss`, bounded); returns their pids."""
+    p = subprocess.run(["ss", "-ltnpH", f"( sport >= :{ports.start} and sport < :{ports.stop} )"],
+                       capture_output=True, text=True, timeout=10)
+    pids = sorted({int(m) for m in re.findall(r"pid=(\d+)", p.stdout)})
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
