@@ -468,19 +468,24 @@ def start_lti_hub(stack_site: Path, home: Path, venv_bin: Path, slurm_conf: str,
     with log.open("w") as out:
         process = subprocess.Popen([str(Path(venv_bin) / "jupyterhub"), "-f", str(config)], env=env,
                                    cwd=str(home / "state" / "hub"), stdout=out, stderr=subprocess.STDOUT)
-    hub = LtiHub(url=url, api_token=token, home=home, process=process, log=log)
+    return wait_for_hub(LtiHub(url=url, api_token=token, home=home, process=process, log=log), timeout_s, "LTI hub")
+
+
+def wait_for_hub(hub: LtiHub, timeout_s: float, what: str) -> LtiHub:
+    """`hub` once /hub/health answers (every 0.5 s, at most `timeout_s`); a hub that exits or stays silent is
+    stopped and fails the test with its log. The test helpers' second hubs (LTI, REST, two clusters) use it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the LTI hub exited during start-up:\n{hub.log_tail()}")
+        if hub.process.poll() is not None:
+            raise AssertionError(f"the {what} exited during start-up:\n{hub.log_tail()}")
         try:
-            if requests.get(f"{url}/hub/health", timeout=2).status_code == 200:
+            if requests.get(f"{hub.url}/hub/health", timeout=2).status_code == 200:
                 return hub
         except requests.RequestException:
             pass
         time.sleep(0.5)
     stop_lti_hub(hub)
-    raise AssertionError(f"the LTI hub did not answer within {timeout_s} s:\n{hub.log_tail()}")
+    raise AssertionError(f"the {what} did not answer within {timeout_s} s:\n{hub.log_tail()}")
 
 
 def stop_lti_hub(hub: LtiHub) -> None:

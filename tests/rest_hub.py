@@ -14,13 +14,11 @@ import pwd
 import secrets
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
-import requests
 import yaml
 
-from lti_platform import LtiHub, stop_lti_hub
+from lti_platform import LtiHub, stop_lti_hub, wait_for_hub
 
 #: The unprivileged system account the REST hub runs as.
 HUB_ACCOUNT = "aifwt-hub"
@@ -83,19 +81,8 @@ def start_rest_hub(stack_site: Path, home: Path, venv_bin: Path, slurm_conf: str
                                    cwd=str(home / "state" / "hub"), stdout=out, stderr=subprocess.STDOUT,
                                    user=account.pw_uid, group=account.pw_gid, extra_groups=[])
     hub = LtiHub(url=f"http://127.0.0.1:{REST_HUB_PORTS['bind']}", api_token=token, home=home, process=process,
-                  log=log)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the REST hub exited during start-up:\n{hub.log_tail()}")
-        try:
-            if requests.get(f"{hub.url}/hub/health", timeout=2).status_code == 200:
-                return hub
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    stop_rest_hub(hub)
-    raise AssertionError(f"the REST hub did not answer within {timeout_s} s:\n{hub.log_tail()}")
+                 log=log)
+    return wait_for_hub(hub, timeout_s, "REST hub")
 
 
 # The REST hub stops as the LTI hub does (the hub, then its proxy by pid file).

@@ -24,13 +24,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 import yaml
 
 from aifw.sandbox.network import NetworkPlan, NodeNet, build_node, namespaces, remove_node
 from aifw.sandbox.processes import read_pid, stop_pid_file
 from aifw.sandbox.slurm_conf import SLURMD_TIMEOUT_S, SlurmPaths, render_cgroup_conf
-from lti_platform import LtiHub, stop_lti_hub
+from lti_platform import LtiHub, stop_lti_hub, wait_for_hub
 
 SLURMCTLD, SLURMD = "/usr/sbin/slurmctld", "/usr/sbin/slurmd"
 CLUSTER = "aifwt2"  # Slurm's ClusterName and the hub's name for it
@@ -205,18 +204,7 @@ def start_two_cluster_hub(stack_site: Path, home: Path, venv_bin: Path, second_c
         process = subprocess.Popen([str(Path(venv_bin) / "jupyterhub"), "-f", str(config)], env=env,
                                    cwd=str(home / "state" / "hub"), stdout=out, stderr=subprocess.STDOUT)
     hub = LtiHub(url=f"http://127.0.0.1:{HUB_PORTS['bind']}", api_token=token, home=home, process=process, log=log)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the two-cluster hub exited during start-up:\n{hub.log_tail()}")
-        try:
-            if requests.get(f"{hub.url}/hub/health", timeout=2).status_code == 200:
-                return hub
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    stop_lti_hub(hub)
-    raise AssertionError(f"the two-cluster hub did not answer within {timeout_s} s:\n{hub.log_tail()}")
+    return wait_for_hub(hub, timeout_s, "two-cluster hub")
 
 
 stop_two_cluster_hub = stop_lti_hub
