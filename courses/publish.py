@@ -6,8 +6,8 @@
   not change).
   Beside it, `.catalogue.json`: the course's public catalogue entry, which the hub's home page reads.
 - `sync(share, home)`: copies what the learner does not have yet to `~/courses/<course>/<module>/`, with a
-  README of the course; never overwrites a learner's file. Runs in every session's batch script, as the
-  learner, before JupyterLab starts.
+  README of the course; never overwrites a learner's file (aifw.courses.sync, which every session's batch
+  script runs as the learner, beside JupyterLab's start).
 """
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from typing import Iterable
 from . import cells as nbcells
 from .catalogue import ROOT_HELP, Course, CourseFileError, load_catalogue
 
-STAMP = ".published"
-#: The course's public catalogue entry (`catalogue_entry`), beside its release: what the hub's pages show.
-CATALOGUE = ".catalogue.json"
+# STAMP: the digest of the sources a course was published from; CATALOGUE: the course's public catalogue entry
+# (`catalogue_entry`), beside its release: what the hub's pages show. `sync` lives in aifw.courses.sync, which
+# sessions run with the standard library only.
+from .sync import CATALOGUE, STAMP, sync  # noqa: F401  (sync: re-exported for callers of this module)
 
 
 def source_digest(course: Course) -> str:
@@ -118,27 +119,6 @@ def publish(courses: Iterable[Course], share: Path, *, force: bool = False, say=
     return done
 
 
-def sync(share: Path, home: Path, course_ids: Iterable[str] | None = None) -> list[Path]:
-    """Copy published files the learner does not have yet into home/courses/. Returns what was added."""
-    added: list[Path] = []
-    if not share.is_dir():
-        return added
-    wanted = set(course_ids) if course_ids else None
-    for course_dir in sorted(p for p in share.iterdir() if p.is_dir()):
-        if wanted is not None and course_dir.name not in wanted:
-            continue
-        for src in sorted(course_dir.rglob("*")):
-            if src.is_dir() or src.name in (STAMP, CATALOGUE):
-                continue
-            dest = home / "courses" / course_dir.name / src.relative_to(course_dir)
-            if dest.exists() or dest.is_symlink():
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
-            added.append(dest)
-    return added
-
-
 def register_publish_commands(sub) -> None:
     """`aifw courses publish` (admins) and `aifw courses sync` (run in each session, as the learner)."""
     import argparse
@@ -180,13 +160,7 @@ def register_publish_commands(sub) -> None:
     c.set_defaults(func=cmd_catalogue)
 
     s = sub.add_parser("sync", help="copy published course files you do not have yet into ~/courses")
-    s.add_argument("courses", nargs="*", help="course ids (default: every published course)")
-    s.add_argument("--share", type=Path, required=True, help="the shared folder the courses were published to")
-    s.add_argument("--home", type=Path, default=Path.home(), help="whose home (default: yours)")
+    from . import sync as sync_module
 
-    def cmd_sync(args: argparse.Namespace) -> int:
-        added = sync(args.share, args.home, args.courses or None)
-        print(f"AIF Workbench: {len(added)} course file(s) added to {args.home / 'courses'}")
-        return 0
-
-    s.set_defaults(func=cmd_sync)
+    sync_module.add_arguments(s)
+    s.set_defaults(func=sync_module.run)

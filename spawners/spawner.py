@@ -295,7 +295,8 @@ class AIFSlurmSpawner(SlurmSpawner):
         if not mine:
             return []
         share = Path(self.site.paths.runtime_prefix) / "share" / "courses"
-        return [[str(self.site.paths.venv / "bin" / "aifw"), "courses", "sync", "--share", str(share), *mine]]
+        # The standard-library-only module, not the `aifw courses sync` CLI: 0.05 CPU-s instead of 0.8 per start.
+        return [[str(self.site.paths.venv / "bin" / "python"), "-m", "aifw.courses.sync", "--share", str(share), *mine]]
 
     def my_courses(self) -> list[str]:
         """The courses the user takes or teaches: the site file's, and those whose hub group the user is in

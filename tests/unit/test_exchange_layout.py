@@ -85,6 +85,8 @@ def test_session_config_turns_trainer_plugins_off_and_keeps_others():
     assert "@jupyter/nbgrader:validate-assignment" not in page["disabledExtensions"]
     server = jc.session_server_config()["ServerApp"]["jpserver_extensions"]
     assert server == {"nbgrader.server_extensions.formgrader": False, "nbgrader.server_extensions.course_list": False}
+    assert jc.session_server_config()["LanguageServerManager"] == {"autodetect": False}
+    assert jc.session_server_config()["KernelManager"] == {"cache_ports": False}
 
 
 def test_formgrader_service_enables_what_sessions_disable():

@@ -539,7 +539,8 @@ def test_a_session_gets_the_courses_of_the_site_file_and_of_the_users_course_gro
     s = spawner()  # learner1 takes aif-foundations in the site file
     assert s.my_courses() == ["aif-foundations"]
     sync = s.session_setup()
-    assert sync[0][1:3] == ["courses", "sync"] and sync[0][-1] == "aif-foundations"
+    assert sync[0][0].endswith("/bin/python") and sync[0][1:3] == ["-m", "aifw.courses.sync"]
+    assert sync[0][-1] == "aif-foundations"
     # An account a launch made is in no course of the site file, only in the course's hub group.
     s.user = SimpleNamespace(name="lti-anna", groups=[SimpleNamespace(name="course-aif-foundations-learners")])
     assert s.my_courses() == ["aif-foundations"]

@@ -46,7 +46,17 @@ def session_page_config(existing: dict) -> dict:
 
 
 def session_server_config() -> dict:
-    return {"ServerApp": {"jpserver_extensions": {name: False for name in TRAINER_SERVER_EXTENSIONS}}}
+    """nbgrader's trainer extensions off; and jupyter-lsp's search for language servers off. That search runs
+    `npm prefix -g` (node: 0.26 CPU-s) at every server start, and the venv installs no language server for it
+    to find; a site that adds one lists it in `LanguageServerManager.language_servers`.
+
+    And kernels' ports not cached: every session on a node shares its loopback, and two servers that start
+    kernels at once can draw the same free port. With jupyter_client's port cache the kernel's restarts
+    ("new random ports") reuse that port, so the kernel dies after five tries (seen in a class of 12); without
+    it, a restart draws new ports and the kernel comes up."""
+    return {"ServerApp": {"jpserver_extensions": {name: False for name in TRAINER_SERVER_EXTENSIONS}},
+            "LanguageServerManager": {"autodetect": False},
+            "KernelManager": {"cache_ports": False}}
 
 
 def formgrader_page_config() -> dict:
