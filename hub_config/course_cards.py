@@ -1,5 +1,6 @@
 """The person's courses on the hub's home page: each course they take or teach, with its modules and a launch
-button that carries the module's preset (partition, GPUs, session length).
+button that carries the module's preset (partition, GPUs, session length); for a course the person teaches,
+the "Start the class" form (aifw.hub_config.class_page).
 
 The hub reads each course's public catalogue entry that `aifw courses publish` writes beside the learners'
 copies (`<runtime prefix>/share/courses/<id>/.catalogue.json`: titles, goals, minutes, presets; no answers).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode
@@ -30,6 +31,7 @@ class ModuleCard:
     partition: str
     gpus: int
     launch_link: str  # the spawn page with the module's preset, relative to the hub's root
+    session_minutes: int = 0  # the session's walltime (the module's session length, else its minutes)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class CourseCard:
     id: str
     title: str
     modules: tuple[ModuleCard, ...]
+    teaching: bool = False  # the person is a trainer of it (hub group course-<id>-trainers): "Start the class"
 
 
 def _text(value: Any, limit: int = 200) -> str:
@@ -67,7 +70,7 @@ def course_card(data: Any, course_id: str) -> CourseCard:
         # Built here from the checked values (not taken from the file), so that the link cannot point elsewhere.
         link = "hub/spawn?" + urlencode({"partition": partition, "gpus": gpus, "runtime": minutes})
         modules.append(ModuleCard(m["id"], _text(m.get("title")), _count(m.get("minutes"), 1, 1440), partition,
-                                  gpus, link))
+                                  gpus, link, minutes))
     return CourseCard(course_id, _text(data.get("title")), tuple(modules))
 
 
@@ -92,6 +95,7 @@ def courses_for(site: Site, share: Path) -> Callable[[Any], list[CourseCard]]:
         groups = {getattr(g, "name", "") for g in (getattr(user, "groups", None) or ())}
         mine = set(site.courses_of(name)) | {c for c in site.course_ids
                                              if any(course_group(c, r) in groups for r in COURSE_ROLES)}
-        return [card for c in site.course_ids if c in mine and (card := read_course_card(share, c)) is not None]
+        return [replace(card, teaching=course_group(c, "trainer") in groups)
+                for c in site.course_ids if c in mine and (card := read_course_card(share, c)) is not None]
 
     return cards

@@ -12,6 +12,7 @@ from typing import Any
 from aifw.names import course_group
 from aifw.site import Site
 
+from .class_request import CLASS_HANDLER, CLASS_PATH
 from .course_cards import courses_for
 from .culling import culler_service
 from .lti_grades import grades_service
@@ -56,6 +57,7 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
     """`home` is AIFW_HOME (state lives under home/state/hub); `admin_token` the scripts' API token."""
     hub_state = Path(home) / "state" / "hub"
     hub = site.hub
+    share = Path(site.paths.runtime_prefix) / "share" / "courses"  # the published courses' catalogue entries
     jh: dict[str, Any] = {
         "bind_url": hub.bind_url,
         "hub_ip": hub.hub_ip,
@@ -70,7 +72,11 @@ def build_settings(site: Site, *, home: str, admin_token: str | None = None) -> 
         # Our pages (a card per session, the spawn page titled for the site) extend JupyterHub's own templates.
         "template_paths": [str(TEMPLATES)],
         "template_vars": {"aifw_site_name": site.name,
-                          "aifw_courses": courses_for(site, Path(site.paths.runtime_prefix) / "share" / "courses")},
+                          "aifw_courses": courses_for(site, share),
+                          "aifw_reservations": list(site.slurm.reservations)},
+        # The trainer's "Start the class" button (aifw.hub_config.class_page): /hub/api/aifw/class/<course>,
+        # before JupyterHub's API 404. Given as tornado's import path, so that these settings stay pure.
+        "extra_handlers": [(CLASS_PATH, CLASS_HANDLER, {"site": site, "share": str(share)})],
         # More than one session per person: JupyterHub's named servers (the default one counts as one).
         "allow_named_servers": hub.sessions_per_user > 1,
         "named_server_limit_per_user": hub.sessions_per_user - 1,

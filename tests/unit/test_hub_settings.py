@@ -207,3 +207,11 @@ def test_sandbox_and_test_sites_use_different_service_ports():
     sandbox_ports = {8000, 8081, 8001} | {sandbox.hub.services_port_base + i for i in range(len(sandbox.courses))}
     test_ports = {18000, 18081, 18001} | {test_site.hub.services_port_base + i for i in range(len(test_site.courses))}
     assert not sandbox_ports & test_ports
+
+
+def test_only_a_long_random_admin_token_skips_the_hubs_hashing_rounds():
+    # JupyterHub stretches config-given tokens (16384 SHA-512 rounds at every request) unless told to trust them.
+    site = load_site(example_site_path("sandbox"))
+    assert build_settings(site, home="/srv/aifw", admin_token="a" * 64)["JupyterHub"]["trust_user_provided_tokens"] is True
+    assert build_settings(site, home="/srv/aifw", admin_token="short-chosen-word")["JupyterHub"]["trust_user_provided_tokens"] is False
+    assert "trust_user_provided_tokens" not in build_settings(site, home="/srv/aifw")["JupyterHub"]

@@ -10,70 +10,19 @@ the others wait.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
-from aifw.site import Site
 from aifw.slurm import JobInfo
+# The options of the class's sessions live beside the spawner's request, so that the hub's class page
+# (aifw.hub_config.class_page) builds them the same way; re-exported here for `aifw class`.
+from aifw.spawners.class_options import DURATION_FORMS, ClassError, Preset, class_options, parse_duration
 from aifw.spawners.queue import describe_job, explain_reason
-from aifw.spawners.request import UNUSED_STOP_RANGE_S, OptionsError, validate_options
 
-_DURATION = re.compile(r"^\s*(\d{1,7})\s*(s|sec|m|min|h|hours?)?\s*$")
-_UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "hours": 3600}
-DURATION_FORMS = "a number with s, m or h (90s, 30m, 2h; a bare number is minutes)"
+__all__ = ["DURATION_FORMS", "ClassError", "LearnerState", "Preset", "State", "class_options", "learner_states",
+           "parse_duration", "session_job_name", "summary"]
 
 State = Literal["ready", "starting", "waiting", "not started"]
-
-
-class ClassError(ValueError):
-    """What the trainer asked for cannot be done as it is; the message says what to change."""
-
-
-def parse_duration(text: str, what: str = "duration") -> int:
-    """'90s', '30m', '2h' or '45' (minutes) as seconds."""
-    m = _DURATION.match(text or "")
-    if not m:
-        raise ClassError(f"{what} {text!r} is not a duration; write {DURATION_FORMS}")
-    return int(m.group(1)) * _UNIT_S[m.group(2) or "m"]
-
-
-@dataclass(frozen=True)
-class Preset:
-    """What the trainer asked for; None: the module's preset, else the site's default."""
-
-    partition: str | None = None
-    gpus: int | None = None
-    cpus: int | None = None
-    memory_gb: int | None = None
-    runtime_minutes: int | None = None
-    reservation: str | None = None
-    account: str | None = None
-    stop_if_unused_s: int = 0
-
-
-def class_options(site: Site, preset: Preset, module: Any | None = None) -> dict[str, Any]:
-    """The `user_options` of every learner's session: the trainer's choices over the module's preset
-    (`module`: an `aifw.courses.catalogue.Module`, or None), checked against the site. Raises ClassError."""
-    low, high = UNUSED_STOP_RANGE_S
-    if preset.stop_if_unused_s and not low <= preset.stop_if_unused_s <= high:
-        raise ClassError(f"the time after which an unused session stops must lie between {low} s and "
-                         f"{high // 86400} days; you asked for {preset.stop_if_unused_s} s")
-    options: dict[str, Any] = {}
-    if module is not None:
-        options.update(partition=module.partition, gpus=module.gpus,
-                       runtime_minutes=module.session_minutes or module.minutes)
-    for key in ("partition", "gpus", "cpus", "memory_gb", "runtime_minutes", "reservation", "account"):
-        value = getattr(preset, key)
-        if value is not None:
-            options[key] = value
-    if preset.stop_if_unused_s:
-        options["stop_if_unused_s"] = preset.stop_if_unused_s
-    try:
-        request = validate_options(options, site)
-    except OptionsError as err:
-        raise ClassError("the class's sessions would be refused: " + "; ".join(err.problems)) from None
-    return request.as_user_options()
 
 
 @dataclass(frozen=True)
