@@ -85,8 +85,9 @@ def test_session_config_turns_trainer_plugins_off_and_keeps_others():
     assert "@jupyter/nbgrader:validate-assignment" not in page["disabledExtensions"]
     server = jc.session_server_config()["ServerApp"]["jpserver_extensions"]
     assert server == {"nbgrader.server_extensions.formgrader": False, "nbgrader.server_extensions.course_list": False}
-    assert jc.session_server_config()["LanguageServerManager"] == {"autodetect": False}
-    assert jc.session_server_config()["KernelManager"] == {"cache_ports": False}
+    kept = jc.session_server_settings({"KernelManager": {"shutdown_wait_time": 3}, "Other": {"x": 1}})
+    assert kept == {"KernelManager": {"shutdown_wait_time": 3, "cache_ports": False}, "Other": {"x": 1},
+                    "LanguageServerManager": {"autodetect": False}}
 
 
 def test_formgrader_service_enables_what_sessions_disable():

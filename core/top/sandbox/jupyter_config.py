@@ -1,7 +1,8 @@
 """The Jupyter config that provisioning writes into the runtime's venv (etc/jupyter): the system-wide
 nbgrader config (exchange classes and root), and the JupyterLab/server config that keeps nbgrader's
 trainer-only parts (formgrader, create-assignment, course list) out of learners' sessions and turns them
-on again in the formgrader services (their own config dir, FORMGRADER_CONFIG_DIR)."""
+on again in the formgrader services (their own config dir, FORMGRADER_CONFIG_DIR); and the settings every
+session's server reads from jupyter_server_config.json (SESSION_SERVER_SETTINGS: what a start costs)."""
 from __future__ import annotations
 
 import json
@@ -46,17 +47,29 @@ def session_page_config(existing: dict) -> dict:
 
 
 def session_server_config() -> dict:
-    """nbgrader's trainer extensions off; and jupyter-lsp's search for language servers off. That search runs
-    `npm prefix -g` (node: 0.26 CPU-s) at every server start, and the venv installs no language server for it
-    to find; a site that adds one lists it in `LanguageServerManager.language_servers`.
+    """The sessions' jupyter_server_config.d entry: nbgrader's trainer extensions off. Jupyter Server merges
+    only `ServerApp.jpserver_extensions` from that folder; other settings go to `session_server_settings`."""
+    return {"ServerApp": {"jpserver_extensions": {name: False for name in TRAINER_SERVER_EXTENSIONS}}}
 
-    And kernels' ports not cached: every session on a node shares its loopback, and two servers that start
-    kernels at once can draw the same free port. With jupyter_client's port cache the kernel's restarts
-    ("new random ports") reuse that port, so the kernel dies after five tries (seen in a class of 12); without
-    it, a restart draws new ports and the kernel comes up."""
-    return {"ServerApp": {"jpserver_extensions": {name: False for name in TRAINER_SERVER_EXTENSIONS}},
-            "LanguageServerManager": {"autodetect": False},
-            "KernelManager": {"cache_ports": False}}
+
+#: What every session's server (and formgrader service) reads from the venv's jupyter_server_config.json:
+#: - jupyter-lsp's search for language servers off: it runs `npm prefix -g` (node, 0.26 CPU-s) at every server
+#:   start, and the venv installs no language server for it to find; a site that adds one lists it in
+#:   `LanguageServerManager.language_servers`.
+#: - kernels' ports not cached: every session on a node shares its loopback, and two servers that start kernels
+#:   at once can draw the same free port. With jupyter_client's port cache the kernel's restarts ("new random
+#:   ports") reuse that port, so the kernel dies after five tries (seen in a class of 12); without it, a
+#:   restart draws new ports and the kernel comes up.
+SESSION_SERVER_SETTINGS = {"LanguageServerManager": {"autodetect": False}, "KernelManager": {"cache_ports": False}}
+
+
+def session_server_settings(existing: dict) -> dict:
+    """The venv's jupyter_server_config.json with SESSION_SERVER_SETTINGS over it (other settings kept)."""
+    out = dict(existing)
+    for section, values in SESSION_SERVER_SETTINGS.items():
+        current = out.get(section)
+        out[section] = {**(current if isinstance(current, dict) else {}), **values}
+    return out
 
 
 def formgrader_page_config() -> dict:
@@ -80,10 +93,14 @@ def write_jupyter_config(site: Site, venv: Path) -> bool:
     etc = venv / "etc" / "jupyter"
     page = etc / "labconfig" / "page_config.json"
     page_config = session_page_config(read_page_config(page))  # first: a damaged one stops all writes
+    server_json = etc / "jupyter_server_config.json"
+    server_settings = session_server_settings(read_json_object(
+        server_json, "Repair it, or remove it to have it written anew (it then holds only the sessions' settings)."))
     changed = write_if_changed(etc / "nbgrader_config.py", nbgrader_config_text(site.paths.exchange_root))
     changed |= write_if_changed(page, json.dumps(page_config, indent=2, sort_keys=True) + "\n")
     changed |= write_if_changed(etc / "jupyter_server_config.d" / SERVER_CONFIG_NAME,
                                 json.dumps(session_server_config(), indent=2, sort_keys=True) + "\n")
+    changed |= write_if_changed(server_json, json.dumps(server_settings, indent=2, sort_keys=True) + "\n")
     fg = venv.joinpath(*FORMGRADER_CONFIG_DIR)
     changed |= write_if_changed(fg / "labconfig" / "page_config.json",
                                 json.dumps(formgrader_page_config(), indent=2, sort_keys=True) + "\n")
