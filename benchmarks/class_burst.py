@@ -12,14 +12,16 @@ Runs as root against a running stack (the test stack or the sandbox: --home hold
    to load the site). At the end, also after a failure or Ctrl-C, the original site is brought back the
    same way, sandbox.json's users are put back and the bench learners' hub users are deleted.
 2. The CPU floor. One session server start as benchmarks/server_startup.py measures it (its functions,
-   imported: as `nobody`, against a stand-in hub, --cpu-runs times): the CPU seconds of one start. The CPU
+   imported: as `nobody`, against a stand-in hub, --cpu-runs times before the burst and as many after it,
+   the median of all: one start's CPU drifts by 20 % between minutes here): the CPU seconds of one start. The CPU
    floor of the class is N x those seconds / the number of cores: no class can be ready sooner on this
    machine, however good the hub and Slurm are.
    Beside it: the machine's busy CPU seconds (/proc/stat) from the Starts until the last learner is ready,
    and the hub's, the proxy's and slurmctld's own (by their pid files): what a session start costs in all.
 3. The burst. N threads each `POST /hub/api/users/NAME/server` (admin token; partition --partition, 1 CPU,
-   1 GB, 30 minutes), spread evenly over --spread seconds (< 1), and poll `GET /user/NAME/api/status` with
-   the learner's token through the proxy until it answers 200 (time-to-ready); then each starts a kernel
+   1 GB, 30 minutes), spread evenly over --spread seconds (< 1), follow the hub's progress stream until it
+   says ready (as hubtraf does; --ready-by poll: no stream) and then `GET /user/NAME/api/status` with the
+   learner's token through the proxy until it answers 200 (time-to-ready); then each starts a kernel
    through its server's REST API, executes one cell over the kernel's websocket and waits for its result
    (time-to-cell: request -> the cell's result). Failures are kept with why.
 4. The hub under load. While every ready learner's kernel keeps executing a cell, one after another,
@@ -253,6 +255,7 @@ class Learner:
     options: dict
     at: float  # time.time() at which Start is pressed
     poll: float
+    ready_by: str  # "progress": the hub's progress stream, then the proxy; "poll": the proxy every `poll` s
     timeout: float
     stop: threading.Event
     record: dict = field(default_factory=dict)
@@ -265,7 +268,10 @@ class Learner:
         r["user"] = self.user
         try:
             time.sleep(max(0.0, self.at - time.time()))
-            t0, t1, job_id = self.hub.spawn(self.user, self.options, self.poll, self.timeout)
+            if self.ready_by == "progress":
+                t0, t1, job_id = spawn_watching_progress(self.hub, self.user, self.options, self.poll, self.timeout)
+            else:
+                t0, t1, job_id = self.hub.spawn(self.user, self.options, self.poll, self.timeout)
             r.update(request=t0, ready=t1, job_id=job_id, ready_s=t1 - t0, machine_cpu_at_ready=machine_cpu_seconds(),
                      daemon_cpu_at_ready=process_cpu_seconds(self.daemons))
             self.kernel = Kernel(self.hub.url, self.user, self.hub.user_token(self.user), self.timeout)
@@ -288,6 +294,77 @@ class Learner:
         except (Failed, websocket.WebSocketException, OSError, ValueError) as err:
             r["load_error"] = f"{type(err).__name__}: {err}"
         r["load_cells"] = cells
+
+
+def spawn_watching_progress(hub: Hub, user: str, options: dict, poll_s: float, timeout: float) -> tuple[float, float, str]:
+    """POST the spawn and follow the hub's progress stream (`GET /hub/api/users/NAME/server/progress`, one
+    long request, as hubtraf does) until it says ready; then `GET /user/NAME/api/status` through the proxy
+    until it answers 200 (every `poll_s`). (request epoch, answered epoch, job id). Polling the proxy all
+    along instead (`--ready-by poll`) costs the hub, the proxy and this process a request every `poll_s` per
+    learner: CPU taken from the very starts it measures."""
+    token = hub.user_token(user)
+    answer: dict = {}
+
+    def post():
+        try:
+            answer["response"] = hub.api("POST", f"/users/{user}/server", json={"user_options": options})
+        except requests.RequestException as err:
+            answer["error"] = err
+
+    def refused() -> str | None:
+        if "error" in answer:
+            return str(answer["error"])
+        if "response" in answer and answer["response"].status_code not in (201, 202):
+            return f"{answer['response'].status_code} {answer['response'].text[:300]}"
+        return None
+
+    t0 = time.time()
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    ready = False
+    while not ready and time.monotonic() < deadline:
+        if refused():
+            raise Failed(f"the spawn was refused: {refused()}")
+        try:
+            with hub.admin.get(f"{hub.url}/hub/api/users/{user}/server/progress", stream=True,
+                               timeout=(10, max(1.0, deadline - time.monotonic()))) as r:
+                if r.status_code != 200:  # the spawn is not pending yet (the POST is on its way)
+                    time.sleep(0.1)
+                    continue
+                for line in r.iter_lines(decode_unicode=True):
+                    if not line or not line.startswith("data:"):
+                        continue
+                    event = json.loads(line[5:])
+                    if event.get("failed"):
+                        raise Failed(f"the spawn failed: {event.get('message', '')[:300]}")
+                    if event.get("ready"):
+                        ready = True
+                        break
+                    if time.monotonic() > deadline:
+                        break
+        except (requests.RequestException, ValueError):
+            time.sleep(0.1)
+    if not ready:
+        raise Failed(f"the hub did not say {user}'s server is ready within {timeout:g} s")
+    probe = requests.Session()
+    probe.headers["Authorization"] = f"token {token}"
+    while time.monotonic() < deadline:
+        try:
+            r = probe.get(f"{hub.url}/user/{user}/api/status", timeout=10, allow_redirects=False)
+            if r.status_code == 200 and "started" in r.json():
+                t1 = time.time()
+                break
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(poll_s)
+    else:
+        raise Failed(f"/user/{user}/api/status did not answer 200 within {timeout:g} s of the Start")
+    thread.join(timeout=30)
+    if refused():
+        raise Failed(f"the spawn was refused: {refused()}")
+    state = (hub.server(user) or {}).get("state") or {}
+    return t0, t1, str(state.get("job_id") or "")
 
 
 # -- latency -------------------------------------------------------------------------------------
@@ -475,8 +552,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partition", default="debug", help="the partition the sessions run in (default debug)")
     ap.add_argument("--spread", type=float, default=0.9, help="seconds over which the Starts are pressed (< 1, default 0.9)")
     ap.add_argument("--requests", type=int, default=200, help="hub API and proxied requests in each phase (default 200)")
-    ap.add_argument("--cpu-runs", type=int, default=3, help="server starts for the CPU floor (median; default 3)")
-    ap.add_argument("--poll", type=float, default=0.2, help="seconds between a learner's readiness requests (default 0.2)")
+    ap.add_argument("--cpu-runs", type=int, default=3, help="server starts for the CPU floor, before the burst and again after it (median of all; default 3)")
+    ap.add_argument("--ready-by", choices=("progress", "poll"), default="progress",
+                    help="how a learner learns that its server is ready: the hub's progress stream, then one request "
+                    "through the proxy (default, as hubtraf does); or a request through the proxy every --poll s")
+    ap.add_argument("--poll", type=float, default=0.05,
+                    help="seconds between a learner's readiness requests through the proxy (default 0.05)")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds a learner's spawn, kernel or cell may take")
     ap.add_argument("--json", type=Path, default=None, help="write every learner's times and every latency sample here")
     args = ap.parse_args(argv)
@@ -519,7 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     options = {"partition": args.partition, **REQUEST}
     header = (f"class burst: {info['hub_url']} ({info.get('mode', '?')} mode), {args.learners} learners "
               f"({names[0]}..{names[-1]}), partition {args.partition} (1 CPU, 1 GB, 30 min), Start pressed over "
-              f"{args.spread:g} s; {cores} cores, load average {load_before[0]:.2f} before the run")
+              f"{args.spread:g} s, ready told by " + ("the hub's progress stream" if args.ready_by == "progress" else
+                                                     f"the proxy every {args.poll:g} s")
+              + f"; {cores} cores, load average {load_before[0]:.2f} before the run")
     print(f"the CPU of one session server start ({args.cpu_runs} start(s), as benchmarks/server_startup.py measures it)",
           flush=True)
     cpu_runs, cpu_failures = server_start_cpu_seconds(home, hub_version, args.cpu_runs, args.timeout)
@@ -547,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, u in enumerate(names):
             h = Hub("ours", hub.url, hub.token, hub.log, user_tokens={u: hub.user_tokens[u]})
             learners.append(Learner(u, h, options, t_start + i * args.spread / max(1, args.learners - 1),
-                                    args.poll, args.timeout, stop, daemons=pids))
+                                    args.poll, args.ready_by, args.timeout, stop, daemons=pids))
         threads = [threading.Thread(target=lr.run, daemon=True, name=lr.user) for lr in learners]
         print(f"the burst: {args.learners} Starts over {args.spread:g} s", flush=True)
         for t in threads:
@@ -572,6 +655,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the baseline: the class stopped; {args.requests} hub API and {args.requests} proxied requests"
               + (f" to {keep[0]}'s idle server" if keep else ""), flush=True)
         base = latencies(hub, names, keep, args.requests)
+        # The floor's starts again, after the class: one start's CPU seconds drift by 20 % between minutes on
+        # a shared machine, and the floor is the median of the starts before and after the burst.
+        problems += stop_servers(hub, keep, slurm, [lr.record["job_id"] for lr in learners
+                                                    if lr.user in keep and lr.record.get("job_id")])
+        print(f"the CPU of one session server start again, after the class ({args.cpu_runs} start(s))", flush=True)
+        after, failures = server_start_cpu_seconds(home, hub_version, args.cpu_runs, args.timeout)
+        cpu_runs += after
+        problems += [f"server start for the CPU floor: {f}" for f in failures]
+        cpu_s = statistics.median(cpu_runs) if cpu_runs else None
     except (Failed, requests.RequestException, SlurmError) as err:
         problems.append(f"the run stopped early: {err}")
     finally:
