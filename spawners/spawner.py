@@ -63,6 +63,9 @@ from .request import (
 )
 from .start_gate import GATE_DIR
 
+#: The nice value of a sandbox session (its server and kernels), whose cores are the login node's too.
+SANDBOX_SESSION_NICE = 10
+
 callback.install()
 
 
@@ -291,9 +294,11 @@ class AIFSlurmSpawner(SlurmSpawner):
         if self.site.sandbox is None:
             return server
         # The sandbox's nodes share one machine's cores: its start gate lets one server start per core at a
-        # time, first come first served (aifw.spawners.start_gate), instead of a dozen slowing each other down.
+        # time, first come first served (aifw.spawners.start_gate), instead of a dozen slowing each other down,
+        # and runs the session at nice 10, so that the hub and the proxy beside it get a core first.
         gate = Path(self.site.paths.runtime_prefix).joinpath(*GATE_DIR)
-        return [str(venv_bin / "python"), "-m", "aifw.spawners.start_gate", "--dir", str(gate), "--", *server]
+        return [str(venv_bin / "python"), "-m", "aifw.spawners.start_gate", "--dir", str(gate),
+                "--nice", str(SANDBOX_SESSION_NICE), "--", *server]
 
     def session_setup(self) -> list[list[str]]:
         """Trusted commands the job runs beside JupyterLab's start: put the user's courses in their home

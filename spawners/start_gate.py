@@ -12,6 +12,10 @@ batch shell's process, for Slurm's signals). A watcher it leaves behind (no chil
 slot until the server listens on a TCP port (its socket in LISTEN, read from /proc), the server is gone, or
 `--hold` seconds passed. No slot within `--wait` seconds, no DIR or no slot file: COMMAND runs at once (said on stderr); the
 gate never stops a session. It imports nothing but the standard library.
+
+`--nice N`: the session runs at nice N (the sandbox gives 10): its cores are the login node's too, and the
+hub and the proxy get a core first when a class's kernels keep them busy, as at a site whose jobs run on
+other machines. Slurm's own daemons keep theirs.
 """
 from __future__ import annotations
 
@@ -126,11 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, required=True, help="the folder of slot files (slot-0, slot-1, ...)")
     p.add_argument("--wait", type=float, default=120.0, help="seconds to wait for a slot at most (default 120)")
     p.add_argument("--hold", type=float, default=60.0, help="seconds a start holds its slot at most (default 60)")
+    p.add_argument("--nice", type=int, default=0, help="the nice value the command runs at (default 0: as it is)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- and the command to run")
     args = p.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         p.error("give the command to run after --")
+    if args.nice > 0:
+        os.nice(args.nice)  # before the watcher's fork: the server, its kernels and the watcher all run at it
     fd = take_slot(args.dir, args.wait)
     if fd is not None:
         server = os.getpid()

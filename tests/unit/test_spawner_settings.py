@@ -553,7 +553,7 @@ def test_a_sandbox_session_starts_through_the_start_gate_and_a_site_session_does
     s = spawner()  # the sandbox's site
     command = s.session_command()
     assert command[1:4] == ["-m", "aifw.spawners.start_gate", "--dir"]
-    assert command[4] == f"{s.site.paths.runtime_prefix}/state/start-gate" and command[5] == "--"
-    assert command[6].endswith("/batchspawner-singleuser") and command[7].endswith("/jupyterhub-singleuser")
+    assert command[4] == f"{s.site.paths.runtime_prefix}/state/start-gate" and command[5:8] == ["--nice", "10", "--"]
+    assert command[8].endswith("/batchspawner-singleuser") and command[9].endswith("/jupyterhub-singleuser")
     s.site = s.site.model_copy(update={"sandbox": None})
     assert s.session_command()[0].endswith("/batchspawner-singleuser")

@@ -102,3 +102,11 @@ def test_the_sandbox_writes_one_slot_per_core_and_removes_extra_ones(tmp_path):
     write_start_slots(tmp_path, cores=1)
     assert sorted(p.name for p in folder.iterdir()) == ["slot-0"]
     assert oct(folder.stat().st_mode & 0o777) == "0o755" and oct((folder / "slot-0").stat().st_mode & 0o777) == "0o644"
+
+
+def test_the_command_runs_at_the_nice_value_asked_for(tmp_path):
+    folder = write_start_slots(tmp_path, cores=1)
+    out = subprocess.run([sys.executable, "-m", "aifw.spawners.start_gate", "--dir", str(folder), "--nice", "7", "--",
+                          sys.executable, "-c", "import os; print(os.nice(0))"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == os.nice(0) + 7

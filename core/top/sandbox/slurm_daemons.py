@@ -20,14 +20,6 @@ from .slurm_conf import render_cgroup_conf, render_gres_conf, render_slurm_conf
 
 SLURMCTLD = "/usr/sbin/slurmctld"
 SLURMD = "/usr/sbin/slurmd"
-#: The sandbox's compute nodes share the login node's cores, so each slurmd, and with it every job it starts
-#: (Slurm's PropagatePrioProcess=0: tasks inherit slurmd's nice value), runs at this nice value: the hub, the
-#: proxy and slurmctld get a core first when a class's kernels keep every core busy, as they would on a real
-#: site where jobs run on other machines. It changes no job's share against another job. They also run under
-#: SCHED_BATCH (`chrt --batch`, inherited the same way): CPU-bound work that does not preempt on wake-up, so
-#: a class's dozen server starts on two cores switch less often.
-NODE_NICE = 10
-NODE_SCHEDULING = ["chrt", "--batch", "0", "nice", "-n", str(NODE_NICE)]
 
 
 def write_slurm_config(stack: Stack) -> None:
@@ -78,15 +70,14 @@ def start_slurmd(stack: Stack, node: str) -> None:
     assert stack.site.sandbox is not None
     env = dict(os.environ, SLURM_CONF=str(sp.conf))
     if not stack.site.sandbox.is_cluster:
-        subprocess.run([*NODE_SCHEDULING, SLURMD, "-N", node, "-f", str(sp.conf)], check=True, env=env,
-                       timeout=60)
+        subprocess.run([SLURMD, "-N", node, "-f", str(sp.conf)], check=True, env=env, timeout=60)
         return
     plan = network_plan(stack.site.sandbox)
     net = next(n for n in plan.nodes if n.name == node)
     build_node(plan, net)
     # Node name and config path travel as positional parameters, never inside the shell text.
     subprocess.run(
-        ["ip", "netns", "exec", net.netns, *NODE_SCHEDULING, "unshare", "--uts", "--", "/bin/sh", "-c",
+        ["ip", "netns", "exec", net.netns, "unshare", "--uts", "--", "/bin/sh", "-c",
          'hostname "$1" && exec "$2" -N "$1" -f "$3"', "sh", node, SLURMD, str(sp.conf)],
         check=True, env=env, timeout=60,
     )
