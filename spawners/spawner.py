@@ -61,8 +61,6 @@ from .request import (
     requested_cluster,
     validate_options,
 )
-from .start_gate import GATE_DIR
-
 #: The nice value of a sandbox session (its server and kernels), whose cores are the login node's too.
 SANDBOX_SESSION_NICE = 10
 
@@ -293,12 +291,10 @@ class AIFSlurmSpawner(SlurmSpawner):
         server = [str(venv_bin / "batchspawner-singleuser"), str(venv_bin / "jupyterhub-singleuser"), *self.get_args()]
         if self.site.sandbox is None:
             return server
-        # The sandbox's nodes share one machine's cores: its start gate lets one server start per core at a
-        # time, first come first served (aifw.spawners.start_gate), instead of a dozen slowing each other down,
-        # and runs the session at nice 10, so that the hub and the proxy beside it get a core first.
-        gate = Path(self.site.paths.runtime_prefix).joinpath(*GATE_DIR)
-        return [str(venv_bin / "python"), "-m", "aifw.spawners.start_gate", "--dir", str(gate),
-                "--nice", str(SANDBOX_SESSION_NICE), "--", *server]
+        # The sandbox's compute nodes share the login node's cores: its sessions (their servers and kernels) run
+        # at nice 10, so that the hub and the proxy beside them get a core first when a class keeps the cores
+        # busy, as at a site whose jobs run on other machines. Slurm's own daemons keep their priority.
+        return ["nice", "-n", str(SANDBOX_SESSION_NICE), *server]
 
     def session_setup(self) -> list[list[str]]:
         """Trusted commands the job runs beside JupyterLab's start: put the user's courses in their home

@@ -549,11 +549,10 @@ def test_a_session_gets_the_courses_of_the_site_file_and_of_the_users_course_gro
     assert s.my_courses() == [] and s.session_setup() == []
 
 
-def test_a_sandbox_session_starts_through_the_start_gate_and_a_site_session_does_not():
+def test_a_sandbox_session_runs_at_nice_10_and_a_site_session_as_it_is():
     s = spawner()  # the sandbox's site
     command = s.session_command()
-    assert command[1:4] == ["-m", "aifw.spawners.start_gate", "--dir"]
-    assert command[4] == f"{s.site.paths.runtime_prefix}/state/start-gate" and command[5:8] == ["--nice", "10", "--"]
-    assert command[8].endswith("/batchspawner-singleuser") and command[9].endswith("/jupyterhub-singleuser")
+    assert command[:3] == ["nice", "-n", "10"]
+    assert command[3].endswith("/batchspawner-singleuser") and command[4].endswith("/jupyterhub-singleuser")
     s.site = s.site.model_copy(update={"sandbox": None})
     assert s.session_command()[0].endswith("/batchspawner-singleuser")

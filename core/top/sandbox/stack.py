@@ -25,7 +25,6 @@ from .projects import apply_projects
 from .reservations import apply_reservations
 from .rest import ensure_jwt_key, start_slurmrestd, stop_slurmrestd
 from .slurm_daemons import slurmd_pids, start_slurm, stop_slurm
-from .start_slots import write_start_slots
 
 # What the CLI and the tests' `stack` fixture use (Stack and make_stack live in .layout).
 __all__ = ["Stack", "down", "is_up", "make_stack", "status", "up"]
@@ -59,7 +58,6 @@ def up(stack: Stack) -> bool:
     new course or learner in the site file needs no restart of Slurm or of the sessions; when the site
     file changed, JupyterHub alone is restarted to load it (hub groups, formgrader services); running
     sessions are kept."""
-    write_start_slots(stack.home)  # the sessions' start gate: one server start per core at a time
     if is_up(stack):
         return _update_running(stack)
     for d in (stack.home, stack.state, stack.logs):
