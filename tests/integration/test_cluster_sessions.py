@@ -29,6 +29,8 @@ def test_two_sessions_land_on_two_nodes_each_reached_at_its_nodes_address(stack,
         # The kernel answered through the proxy from the node Slurm put it on, at that node's own address.
         assert (hostname, address, slurm_node, job_id) == (node, nodes[node], node, job["id"])
         placed[node] = (name, job_id)
+        # The sandbox's nodes share the login node's cores: a session's kernel runs at nice 10, below the hub.
+        assert hub.run_code(name, tokens[name], "import os; print(os.nice(0))").strip() == "10"
     assert sorted(placed) == sorted(nodes)[:2], placed
 
     hub_log = stack.stack.hub_log.read_text(errors="replace")
