@@ -33,11 +33,11 @@ from jwt.algorithms import RSAAlgorithm
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from aifw.courses.completion_setting import CompletionSetting
+from aifw.courses.sync import CATALOGUE  # the catalogue entry aifw courses publish writes (stdlib-only module)
 from aifw.names import NBGRADER_ID, SLURM_NAME, UNIX_USER
 
 from .progress import Score, first_error
 
-CATALOGUE = ".catalogue.json"  # aifw.courses.publish.CATALOGUE
 ALGORITHM = "RS256"
 CONTEXT = ["https://www.w3.org/ns/credentials/v2", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"]
 #: A verification id: 80 random bits in base32, four groups of four (e.g. K7QD-2M4X-PA6Z-T3NB).

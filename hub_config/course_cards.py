@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode
 
+from aifw.courses.sync import CATALOGUE  # the catalogue entry aifw courses publish writes (stdlib-only module)
 from aifw.names import COURSE_ROLES, SLUG, SLURM_NAME, course_group, matches
 from aifw.site import Site
 
-CATALOGUE = ".catalogue.json"  # aifw.courses.publish.CATALOGUE
 log = logging.getLogger("aifw.hub_config.course_cards")
 
 
